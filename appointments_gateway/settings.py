@@ -1,0 +1,373 @@
+"""One frozen ``Settings`` object for the gateway, read from the environment and CLI flags.
+
+Every setting has exactly one environment variable and one flag; the table in ``SETTINGS``
+is the single source of truth for both, so ``--help``, README and the parser cannot drift
+apart.  Flags win over the environment, the environment wins over the defaults.
+
+Values are validated here, at start-up, with messages that quote the offending value: a
+gateway that starts with a bad configuration fails later, on a user's request, with a far
+less helpful error.  The API key is never part of any message or ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "SETTINGS",
+    "SANDBOX_SETTINGS",
+    "ConfigError",
+    "SandboxSettings",
+    "Setting",
+    "Settings",
+    "is_loopback",
+]
+
+AuthMode = Literal["service", "forward"]
+
+#: The upstream spelled ``sandbox`` runs the embedded stand-in; ``cliniko`` routes each
+#: key to ``https://api.{shard}.cliniko.com/v1``; anything else must be an http(s) base URL.
+UPSTREAM_SANDBOX = "sandbox"
+UPSTREAM_CLINIKO = "cliniko"
+
+#: The user agent used against the embedded sandbox when none is configured.  Real
+#: Cliniko requires ``Name (email)``; the upstream client refuses to talk to it without one.
+SANDBOX_USER_AGENT = "appointments-gateway sandbox (dev@localhost)"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the gateway cannot run with; the message names the setting."""
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _parse_port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"a port is 0..65535, got {port}")
+    return port
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {value}")
+    return value
+
+
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {value}")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"expected a number above 0, got {raw!r}")
+    return value
+
+
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError(f"expected a number of at least 0, got {raw!r}")
+    return value
+
+
+def _parse_fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a fraction between 0 and 1, got {raw!r}")
+    return value
+
+
+def _parse_auth(raw: str) -> str:
+    if raw not in ("service", "forward"):
+        raise ValueError(f"expected 'service' or 'forward', got {raw!r}")
+    return raw
+
+
+def _parse_upstream(raw: str) -> str:
+    if raw in (UPSTREAM_SANDBOX, UPSTREAM_CLINIKO):
+        return raw
+    if raw.startswith(("http://", "https://")) and len(raw) > len("https://"):
+        return raw.rstrip("/")
+    raise ValueError(f"expected 'sandbox', 'cliniko' or an http(s) base URL, got {raw!r}")
+
+
+def _parse_log_level(raw: str) -> str:
+    lowered = raw.lower()
+    if lowered not in ("critical", "error", "warning", "info", "debug"):
+        raise ValueError(f"expected critical, error, warning, info or debug, got {raw!r}")
+    return lowered
+
+
+def _parse_text(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configurable value: its field name, flag, environment variable and parser.
+
+    Attributes:
+        name: the attribute on the settings object.
+        env: the environment variable that sets it.
+        help: the sentence shown by ``--help`` and README.
+        parse: turns the raw string into the value, raising ``ValueError`` with a reason.
+        secret: the value is never echoed back, not even in an error message.
+    """
+
+    name: str
+    env: str
+    help: str
+    parse: Callable[[str], Any]
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "upstream",
+        "GATEWAY_UPSTREAM",
+        "where appointments come from: 'sandbox' (embedded demo API), 'cliniko' (route by "
+        "the key's shard), or a base URL such as http://127.0.0.1:8911/v1",
+        _parse_upstream,
+    ),
+    Setting(
+        "api_key",
+        "CLINIKO_API_KEY",
+        "the Cliniko API key used in service auth mode (defaults to the sandbox's demo key "
+        "on the sandbox); prefer the environment variable: flags show up in process lists",
+        _parse_text,
+        secret=True,
+    ),
+    Setting(
+        "auth",
+        "GATEWAY_AUTH",
+        "'service': the gateway uses its one configured key; 'forward': each caller sends "
+        "its own key as HTTP Basic (key as user name) or Bearer",
+        _parse_auth,
+    ),
+    Setting(
+        "user_agent",
+        "GATEWAY_USER_AGENT",
+        "User-Agent sent upstream, 'Name (email)'; required for real Cliniko",
+        _parse_text,
+    ),
+    Setting("host", "GATEWAY_HOST", "interface the gateway listens on", _parse_text),
+    Setting("port", "GATEWAY_PORT", "TCP port the gateway listens on (0: any free)", _parse_port),
+    Setting(
+        "workers",
+        "GATEWAY_WORKERS",
+        "worker processes (one per core in production)",
+        _parse_positive_int,
+    ),
+    Setting(
+        "upstream_timeout",
+        "GATEWAY_UPSTREAM_TIMEOUT",
+        "seconds one upstream HTTP call may take before it fails with UPSTREAM_TIMEOUT",
+        _parse_positive_float,
+    ),
+    Setting(
+        "graphiql",
+        "GATEWAY_GRAPHIQL",
+        "serve GraphiQL at GET /graphql in a browser (true/false)",
+        _parse_bool,
+    ),
+    Setting(
+        "sandbox_port",
+        "GATEWAY_SANDBOX_PORT",
+        "port of the embedded sandbox when --upstream is 'sandbox' (0: any free)",
+        _parse_port,
+    ),
+    Setting(
+        "log_level",
+        "GATEWAY_LOG_LEVEL",
+        "critical, error, warning, info or debug",
+        _parse_log_level,
+    ),
+)
+
+SANDBOX_SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "SANDBOX_HOST", "interface the sandbox listens on", _parse_text),
+    Setting("port", "SANDBOX_PORT", "TCP port the sandbox listens on (0: any free)", _parse_port),
+    Setting(
+        "latency_ms",
+        "SANDBOX_LATENCY_MS",
+        "milliseconds added to every /v1 request, to imitate a distant upstream",
+        _parse_non_negative_float,
+    ),
+    Setting(
+        "rate_limit",
+        "SANDBOX_RATE_LIMIT",
+        "requests per minute per API key before 429 (Cliniko: 200; 0: off)",
+        _parse_non_negative_int,
+    ),
+    Setting(
+        "fault_rate",
+        "SANDBOX_FAULT_RATE",
+        "fraction of /v1 requests answered with 503 (0..1)",
+        _parse_fraction,
+    ),
+    Setting("seed", "SANDBOX_SEED", "seed of the deterministic demo data", int),
+    Setting(
+        "db",
+        "SANDBOX_DB",
+        "SQLite file to keep the data in (seeded when empty); unset: in memory",
+        _parse_text,
+    ),
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _resolve(
+    table: tuple[Setting, ...],
+    defaults: Mapping[str, Any],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str | None],
+) -> dict[str, Any]:
+    values = dict(defaults)
+    for setting in table:
+        raw = overrides.get(setting.name)
+        source = setting.flag
+        if raw is None:
+            raw = environ.get(setting.env)
+            source = setting.env
+        if raw is None or raw == "":
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            reason = "the value is not valid" if setting.secret else str(exc)
+            raise ConfigError(f"{source}: {reason}") from None
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The gateway's configuration, validated.
+
+    Build it with ``Settings.load(environ, overrides)``; construct it directly in tests.
+    """
+
+    upstream: str = UPSTREAM_SANDBOX
+    api_key: str | None = field(default=None, repr=False)
+    auth: AuthMode = "service"
+    user_agent: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    upstream_timeout: float = 10.0
+    graphiql: bool = True
+    sandbox_port: int = 8911
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.auth == "service" and self.upstream != UPSTREAM_SANDBOX and not self.api_key:
+            raise ConfigError(
+                "CLINIKO_API_KEY is required in service auth mode unless the upstream is "
+                "the sandbox (or use GATEWAY_AUTH=forward so each caller sends its own key)"
+            )
+        if self.auth == "service" and not is_loopback(self.host):
+            raise ConfigError(
+                f"GATEWAY_HOST={self.host!r} is not a loopback address: in service auth mode "
+                "anyone who reaches the port would use the service key, and gateway tokens "
+                "are not implemented yet; bind to 127.0.0.1 or use GATEWAY_AUTH=forward"
+            )
+        if self.upstream == UPSTREAM_CLINIKO and not self.user_agent:
+            raise ConfigError(
+                "GATEWAY_USER_AGENT is required for real Cliniko, as 'Name (email)': "
+                "Cliniko may block requests without one"
+            )
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str | None] | None = None,
+    ) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``) with flag ``overrides``."""
+        values = _resolve(
+            SETTINGS,
+            {f.name: f.default for f in dataclasses.fields(cls)},
+            os.environ if environ is None else environ,
+            overrides or {},
+        )
+        return cls(**values)
+
+    def to_environ(self) -> dict[str, str]:
+        """The environment that makes ``Settings.load`` rebuild exactly these settings.
+
+        Worker processes started by uvicorn get their configuration this way.
+        """
+        env: dict[str, str] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if value is None:
+                continue
+            env[setting.env] = ("true" if value else "false") if isinstance(value, bool) else str(
+                value
+            )
+        return env
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.upstream == UPSTREAM_SANDBOX
+
+    @property
+    def effective_user_agent(self) -> str:
+        return self.user_agent or SANDBOX_USER_AGENT
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """How ``appointments-gateway sandbox`` runs the stand-in API."""
+
+    host: str = "127.0.0.1"
+    port: int = 8911
+    latency_ms: float = 0.0
+    rate_limit: int = 200
+    fault_rate: float = 0.0
+    seed: int = 1
+    db: str | None = None
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str | None] | None = None,
+    ) -> SandboxSettings:
+        values = _resolve(
+            SANDBOX_SETTINGS,
+            {f.name: f.default for f in dataclasses.fields(cls)},
+            os.environ if environ is None else environ,
+            overrides or {},
+        )
+        return cls(**values)

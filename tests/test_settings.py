@@ -1,0 +1,116 @@
+import pytest
+
+from appointments_gateway.settings import (
+    SANDBOX_SETTINGS,
+    SETTINGS,
+    ConfigError,
+    SandboxSettings,
+    Settings,
+    is_loopback,
+)
+
+
+def test_defaults_run_on_the_sandbox_in_service_mode_on_loopback():
+    settings = Settings.load(environ={})
+    assert settings.upstream == "sandbox"
+    assert settings.auth == "service"
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.uses_sandbox
+
+
+def test_flags_win_over_environment():
+    settings = Settings.load(
+        environ={"GATEWAY_PORT": "9000", "GATEWAY_WORKERS": "3"},
+        overrides={"port": "9100"},
+    )
+    assert settings.port == 9100
+    assert settings.workers == 3
+
+
+def test_every_setting_has_an_environment_variable_and_a_flag():
+    names = {s.name for s in SETTINGS}
+    assert {"upstream", "api_key", "auth", "user_agent", "host", "port"} <= names
+    envs = {s.env for s in SETTINGS}
+    assert {
+        "GATEWAY_UPSTREAM",
+        "CLINIKO_API_KEY",
+        "GATEWAY_AUTH",
+        "GATEWAY_USER_AGENT",
+        "GATEWAY_HOST",
+        "GATEWAY_PORT",
+    } <= envs
+    for setting in (*SETTINGS, *SANDBOX_SETTINGS):
+        assert setting.flag.startswith("--")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT: a port is 0..65535, got 70000"),
+        ({"GATEWAY_AUTH": "magic"}, "GATEWAY_AUTH: expected 'service' or 'forward', got 'magic'"),
+        ({"GATEWAY_UPSTREAM": "ftp://x"}, "GATEWAY_UPSTREAM: expected 'sandbox', 'cliniko'"),
+        ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS: expected a whole number of at least 1"),
+        ({"GATEWAY_GRAPHIQL": "maybe"}, "GATEWAY_GRAPHIQL: expected true or false"),
+    ],
+)
+def test_bad_values_name_the_setting_and_quote_the_value(env, message):
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ=env)
+    assert str(caught.value).startswith(message)
+
+
+def test_the_api_key_is_secret_and_never_in_repr():
+    secret = [s.env for s in SETTINGS if s.secret]
+    assert secret == ["CLINIKO_API_KEY"]
+    assert "sk-secret" not in repr(Settings(api_key="sk-secret-au1"))
+
+
+def test_service_mode_needs_a_key_off_the_sandbox():
+    with pytest.raises(ConfigError, match="CLINIKO_API_KEY is required"):
+        Settings.load(environ={"GATEWAY_UPSTREAM": "http://127.0.0.1:8911/v1"})
+    settings = Settings.load(
+        environ={"GATEWAY_UPSTREAM": "http://127.0.0.1:8911/v1", "GATEWAY_AUTH": "forward"}
+    )
+    assert settings.api_key is None
+
+
+def test_real_cliniko_needs_a_user_agent():
+    with pytest.raises(ConfigError, match="GATEWAY_USER_AGENT is required"):
+        Settings.load(environ={"GATEWAY_UPSTREAM": "cliniko", "CLINIKO_API_KEY": "k-au1"})
+
+
+def test_service_mode_refuses_a_public_interface():
+    with pytest.raises(ConfigError, match="not a loopback address"):
+        Settings.load(environ={"GATEWAY_HOST": "0.0.0.0"})
+    assert Settings.load(environ={"GATEWAY_HOST": "0.0.0.0", "GATEWAY_AUTH": "forward"})
+
+
+def test_to_environ_round_trips():
+    settings = Settings(
+        upstream="http://127.0.0.1:1/v1",
+        api_key="abc-au2",
+        user_agent="Team (team@example.com)",
+        port=0,
+        graphiql=False,
+        upstream_timeout=2.5,
+    )
+    assert Settings.load(environ=settings.to_environ()) == settings
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.1", False)],
+)
+def test_is_loopback(host, expected):
+    assert is_loopback(host) is expected
+
+
+def test_sandbox_settings_parse_their_knobs():
+    settings = SandboxSettings.load(
+        environ={"SANDBOX_RATE_LIMIT": "0", "SANDBOX_LATENCY_MS": "50"},
+        overrides={"fault_rate": "0.25"},
+    )
+    assert (settings.rate_limit, settings.latency_ms, settings.fault_rate) == (0, 50.0, 0.25)
+    with pytest.raises(ConfigError, match="--fault-rate: expected a fraction"):
+        SandboxSettings.load(environ={}, overrides={"fault_rate": "2"})
