@@ -1,0 +1,367 @@
+"""The sandbox Starlette app: Cliniko's appointment endpoints, served from seeded SQLite.
+
+``create_sandbox_app()`` sets the database up in the factory (no lifespan needed), so
+``httpx.ASGITransport(app=create_sandbox_app())`` works directly. The live state is on
+``app.state.sandbox`` (:class:`SandboxState`).
+
+Served under ``/v1`` (Basic auth, one account per key):
+
+* ``/individual_appointments``: list, get, create (201 + ``Location``), update (PATCH),
+  ``/{id}/cancel`` (PATCH, 204), ``/{id}/archive`` (POST, 204), DELETE (deprecated; archives,
+  204), ``/{id}/conflicts``.
+* ``/patients``, ``/practitioners`` (+ ``/practitioners/inactive``), ``/businesses``,
+  ``/appointment_types``, ``/patient_cases``: list and get.
+
+Hidden rows: lists leave out cancelled, archived and deleted appointments (archived
+patients/types/cases/businesses) unless a ``q[]`` names that column with any operator. A GET by
+id follows the same rule with the filters that endpoint documents, so a cancelled appointment
+needs ``?q[]=cancelled_at:*`` and an archived patient ``?q[]=archived_at:*``, else 404 (the get
+endpoints accept exactly these filters, which only makes sense if the rows are hidden).
+``GET /practitioners`` lists active practitioners only and ``/practitioners/inactive`` the rest,
+as Cliniko splits them; ``GET /practitioners/{id}`` answers for both.
+
+Writes on an archived or deleted appointment answer 404, except archive itself, which is
+idempotent (204, nothing changes). Cancelled appointments can still be updated and cancelled.
+
+Outside ``/v1``: ``GET /_sandbox/stats`` and ``POST /_sandbox/reset[?data=true]`` (no auth).
+
+Not imitated: every other Cliniko endpoint (attendees, bookings, invoices, group appointments,
+writes to related resources, ``/patient_cases/active``), 403s, HTML error pages, the undocumented
+``search`` parameter on ``/patients``, and Cliniko's exact error wording.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .accounts import DemoAccount
+from .config import SandboxConfig
+from .filters import QueryError, parse_filters, parse_page, parse_sort
+from .knobs import ACCOUNT_SCOPE_KEY, FaultInjector, KnobsMiddleware, RateLimiter, Stats
+from .payloads import appointment_payload, related_payload
+from .resources import INACTIVE_PRACTITIONERS, RESOURCES, Resource
+from .store import Store, open_database, reseed
+from .timefmt import format_ts, now_utc
+from .writes import ValidationFailed, build_create, build_update, parse_cancel
+
+__all__ = ["SandboxState", "create_sandbox_app"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+_APPOINTMENTS = RESOURCES["individual_appointments"]
+
+
+@dataclass
+class SandboxState:
+    """Everything one sandbox app holds; exposed as ``app.state.sandbox``.
+
+    Attributes:
+        config: The config the app was built with.
+        store: The SQLite store (``store.count_appointments("a")`` and friends for tests).
+        stats: The request counters.
+        limiter: The per-key rate limiter.
+        faults: The seeded fault injector.
+    """
+
+    config: SandboxConfig
+    store: Store
+    stats: Stats = field(default_factory=Stats)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    faults: FaultInjector = field(default_factory=lambda: FaultInjector(0.0, 1))
+
+    def count_appointments(self, account: str | None = None, *, live_only: bool = False) -> int:
+        """Appointment rows, in all or in account ``"a"``/``"b"``."""
+        return self.store.count_appointments(account, live_only=live_only)
+
+    def reset(self, *, data: bool = False) -> None:
+        """Zero the counters, rate windows and fault sequence; with ``data``, reseed the rows."""
+        self.stats.reset()
+        self.limiter.reset()
+        self.faults.reset()
+        if data:
+            reseed(self.store.conn, self.config.seed, self.config.resolved_anchor())
+
+
+def _json_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+def _state(request: Request) -> SandboxState:
+    state: SandboxState = request.app.state.sandbox
+    return state
+
+
+def _account(request: Request) -> DemoAccount:
+    account: DemoAccount = request.scope["state"][ACCOUNT_SCOPE_KEY]
+    return account
+
+
+def _api_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/v1"
+
+
+def _path_id(request: Request) -> int | None:
+    raw = request.path_params["id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) >= 2**63:
+        return None
+    return int(raw)
+
+
+def _page_url(request: Request, page: int) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    params.append(("page", str(page)))
+    return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{urlencode(params)}"
+
+
+def _bad_request(handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except QueryError as exc:
+            return _json_error(400, exc.message)
+        except ValidationFailed as exc:
+            return JSONResponse({"message": "Validation Failed", "errors": exc.errors}, 422)
+
+    return wrapped
+
+
+def _payload(resource: Resource, row: sqlite3.Row, base: str) -> dict[str, Any]:
+    if resource.table == "appointments":
+        return appointment_payload(row, base)
+    return related_payload(resource.table, row, base)
+
+
+def _list_endpoint(resource: Resource) -> Handler:
+    @_bad_request
+    async def list_rows(request: Request) -> Response:
+        query = request.query_params
+        where = parse_filters(query.getlist("q[]"), resource.list_filters, resource)
+        order_by = parse_sort(query.get("sort"), query.get("order"), resource)
+        page = parse_page(query.get("page"), query.get("per_page"))
+        rows, total = _state(request).store.list_rows(
+            resource, _account(request).label, where, order_by, page
+        )
+        base = _api_base(request)
+        links = {"self": _page_url(request, page.number)}
+        if page.number * page.size < total:
+            links["next"] = _page_url(request, page.number + 1)
+        if page.number > 1:
+            links["previous"] = _page_url(request, page.number - 1)
+        return JSONResponse(
+            {
+                resource.name: [_payload(resource, row, base) for row in rows],
+                "total_entries": total,
+                "links": links,
+            }
+        )
+
+    return list_rows
+
+
+def _get_endpoint(resource: Resource) -> Handler:
+    @_bad_request
+    async def get_row(request: Request) -> Response:
+        where = parse_filters(request.query_params.getlist("q[]"), resource.get_filters, resource)
+        row_id = _path_id(request)
+        row = None
+        if row_id is not None:
+            row = _state(request).store.get_row(resource, _account(request).label, row_id, where)
+        if row is None:
+            return _json_error(
+                404, f"No {resource.name} record with id {request.path_params['id']}."
+            )
+        return JSONResponse(_payload(resource, row, _api_base(request)))
+
+    return get_row
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise QueryError("The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise QueryError("The request body must be a JSON object.")
+    return body
+
+
+def _live_appointment(request: Request) -> sqlite3.Row | None:
+    """The appointment in the path, unless it is missing, archived or deleted."""
+    row_id = _path_id(request)
+    if row_id is None:
+        return None
+    row = _state(request).store.find("appointments", _account(request).label, row_id)
+    if row is None or row["archived_at"] is not None or row["deleted_at"] is not None:
+        return None
+    return row
+
+
+def _not_found(request: Request) -> JSONResponse:
+    return _json_error(
+        404, f"No individual_appointments record with id {request.path_params['id']}."
+    )
+
+
+@_bad_request
+async def create_appointment(request: Request) -> Response:
+    body = await _read_body(request)
+    state = _state(request)
+    rows = build_create(body, state.store, _account(request).label, now_utc())
+    state.store.insert_appointments(rows)
+    created = state.store.find("appointments", _account(request).label, rows[0]["id"])
+    assert created is not None
+    payload = appointment_payload(created, _api_base(request))
+    return JSONResponse(payload, status_code=201, headers={"Location": payload["links"]["self"]})
+
+
+@_bad_request
+async def update_appointment(request: Request) -> Response:
+    current = _live_appointment(request)
+    if current is None:
+        return _not_found(request)
+    body = await _read_body(request)
+    store = _state(request).store
+    changes = build_update(body, store, current, now_utc())
+    store.update_appointments([current["id"]], changes)
+    updated = store.find("appointments", current["account"], current["id"])
+    assert updated is not None
+    return JSONResponse(appointment_payload(updated, _api_base(request)))
+
+
+@_bad_request
+async def cancel_appointment(request: Request) -> Response:
+    current = _live_appointment(request)
+    if current is None:
+        return _not_found(request)
+    cancel = parse_cancel(await _read_body(request))
+    store = _state(request).store
+    rows = store.series_from(current) if cancel.apply_to_repeats else [current]
+    stamp = format_ts(now_utc())
+    store.update_appointments(
+        [row["id"] for row in rows],
+        {
+            "cancelled_at": stamp,
+            "cancellation_reason": cancel.reason,
+            "cancellation_note": cancel.note,
+            "updated_at": stamp,
+        },
+    )
+    return Response(status_code=204)
+
+
+async def archive_appointment(request: Request) -> Response:
+    row_id = _path_id(request)
+    store = _state(request).store
+    row = store.find("appointments", _account(request).label, row_id) if row_id else None
+    if row is None or row["deleted_at"] is not None:
+        return _not_found(request)
+    if row["archived_at"] is None:
+        stamp = format_ts(now_utc())
+        store.update_appointments([row["id"]], {"archived_at": stamp, "updated_at": stamp})
+    return Response(status_code=204)
+
+
+async def appointment_conflicts(request: Request) -> Response:
+    row_id = _path_id(request)
+    store = _state(request).store
+    row = store.find("appointments", _account(request).label, row_id) if row_id else None
+    if row is None:
+        return _not_found(request)
+    return JSONResponse({"conflicts": {"exist": store.has_conflicts(row)}})
+
+
+async def sandbox_stats(request: Request) -> Response:
+    state = _state(request)
+    body = state.stats.as_json()
+    body["appointments"] = {account: state.count_appointments(account) for account in ("a", "b")}
+    return JSONResponse(body)
+
+
+async def sandbox_reset(request: Request) -> Response:
+    data = request.query_params.get("data", "false").lower() in ("1", "true", "yes")
+    _state(request).reset(data=data)
+    return JSONResponse({"reset": ["stats", "data"] if data else ["stats"]})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/v1/individual_appointments", _list_endpoint(_APPOINTMENTS), methods=["GET"]),
+        Route("/v1/individual_appointments", create_appointment, methods=["POST"]),
+        Route("/v1/individual_appointments/{id}", _get_endpoint(_APPOINTMENTS), methods=["GET"]),
+        Route("/v1/individual_appointments/{id}", update_appointment, methods=["PATCH"]),
+        Route("/v1/individual_appointments/{id}", archive_appointment, methods=["DELETE"]),
+        Route("/v1/individual_appointments/{id}/cancel", cancel_appointment, methods=["PATCH"]),
+        Route("/v1/individual_appointments/{id}/archive", archive_appointment, methods=["POST"]),
+        Route("/v1/individual_appointments/{id}/conflicts", appointment_conflicts, methods=["GET"]),
+        Route(
+            "/v1/practitioners/inactive",
+            _list_endpoint(INACTIVE_PRACTITIONERS),
+            methods=["GET"],
+        ),
+    ]
+    for name in ("patients", "practitioners", "businesses", "appointment_types", "patient_cases"):
+        resource = RESOURCES[name]
+        routes.append(Route(f"/v1/{name}", _list_endpoint(resource), methods=["GET"]))
+        get_resource = resource
+        if name == "practitioners":  # get by id answers for active and inactive alike
+            get_resource = Resource(name, resource.table, {}, {}, ())
+        routes.append(Route(f"/v1/{name}/{{id}}", _get_endpoint(get_resource), methods=["GET"]))
+    routes.append(Route("/_sandbox/stats", sandbox_stats, methods=["GET"]))
+    routes.append(Route("/_sandbox/reset", sandbox_reset, methods=["POST"]))
+    return routes
+
+
+def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
+    """Build a sandbox app with its own copy of the seeded data.
+
+    Args:
+        config: Knobs and data options; ``SandboxConfig()`` when omitted.
+
+    Returns:
+        A Starlette app, usable without running its lifespan.
+    """
+    config = config or SandboxConfig()
+    conn = open_database(config.seed, config.resolved_anchor(), config.db_path)
+    state = SandboxState(
+        config=config,
+        store=Store(conn),
+        limiter=RateLimiter(config.rate_limit_per_minute),
+        faults=FaultInjector(config.fault_rate, config.seed),
+    )
+    routes = _routes()
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                KnobsMiddleware,
+                config=config,
+                stats=state.stats,
+                limiter=state.limiter,
+                faults=state.faults,
+                routes=routes,
+            )
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.sandbox = state
+    # No lifespan is required, so the connection closes when the app is garbage collected.
+    weakref.finalize(app, conn.close)
+    return app
