@@ -1,0 +1,326 @@
+"""``q[]`` filters and ``sort`` keys, limited to what each endpoint documents.
+
+Cliniko answers 400 to a filter it does not know or a value of the wrong type
+(UPSTREAM.md §3.2), and that 400 would cost a request from the 200/min budget.
+So every endpoint has a whitelist taken from the vendored OpenAPI file, and
+anything outside it raises :class:`InvalidRequest` before a request exists.
+
+A filter is ``field:<operator><value>`` (UPSTREAM.md §4.1)::
+
+    APPOINTMENT_LIST.where("starts_at", ">=", datetime(2024, 4, 1, tzinfo=UTC))
+    # -> q[]=starts_at:>=2024-04-01T00:00:00Z
+    APPOINTMENT_LIST.where("patient_id", "=", ["1", "2", "3"])
+    # -> q[]=patient_id:=1,2,3
+    APPOINTMENT_LIST.sort(["starts_at:desc", "id"])
+    # -> sort=starts_at:desc,id
+
+Messages name the field and operator but never echo the value: values can be
+PHI (a patient's e-mail, a date of birth).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import UTC, date, datetime
+from types import MappingProxyType
+
+from .errors import InvalidRequest
+
+__all__ = [
+    "APPOINTMENT_GET",
+    "APPOINTMENT_LIST",
+    "APPOINTMENT_TYPE_GET",
+    "APPOINTMENT_TYPE_LIST",
+    "BUSINESS_GET",
+    "BUSINESS_LIST",
+    "PATIENT_CASE_GET",
+    "PATIENT_CASE_LIST",
+    "PATIENT_GET",
+    "PATIENT_LIST",
+    "PRACTITIONER_GET",
+    "PRACTITIONER_LIST",
+    "FieldType",
+    "Filter",
+    "FilterSpec",
+    "FilterValue",
+    "format_datetime",
+    "validate_id",
+]
+
+
+class FieldType(enum.Enum):
+    """A filter field's format, which decides its operators and value syntax."""
+
+    NUMERIC = "int64"
+    DATETIME = "date-time"
+    DATE = "date"
+    STRING = "string"
+    BOOLEAN = "boolean"
+    ARRAY = "array"
+
+
+OPERATORS: Mapping[FieldType, frozenset[str]] = MappingProxyType(
+    {
+        FieldType.NUMERIC: frozenset({"=", "!=", ">", ">=", "<", "<=", "?", "!?"}),
+        FieldType.DATETIME: frozenset({">", ">=", "<", "<=", "?", "!?", "*"}),
+        FieldType.DATE: frozenset({"=", ">", ">=", "<", "<=", "?", "!?"}),
+        FieldType.STRING: frozenset({"=", "!=", "~", "~~", "?", "!?"}),
+        FieldType.BOOLEAN: frozenset({"=", "!="}),
+        FieldType.ARRAY: frozenset({"~"}),
+    }
+)
+"""Operators per field type (Cliniko's "Filtering results" section)."""
+
+_VALUELESS = frozenset({"?", "!?", "*"})  # not null, null, any (incl. hidden rows)
+_MAX_ID_DIGITS = 19  # int64
+_DATE_PATTERN = re.compile(r"[\d*]{4}-[\d*]{2}-[\d*]{2}", re.ASCII)  # "****-05-**"
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f]")
+
+FilterValue = str | int | bool | date | datetime | Iterable[str | int] | None
+"""What ``where`` accepts; which of these is valid depends on the field type."""
+
+
+def validate_id(value: object) -> str:
+    """Return a Cliniko id as its canonical string: ASCII digits, at most 19 of them.
+
+    Ids are int64 sent as strings; they exceed 2**53, so they are never floats.
+    Ints are accepted for convenience (not bools).
+    """
+    if type(value) is int and value >= 0:
+        value = str(value)
+    if (
+        type(value) is not str
+        or not value.isascii()
+        or not value.isdigit()
+        or len(value) > _MAX_ID_DIGITS
+    ):
+        raise InvalidRequest("A Cliniko id must be a string of 1 to 19 digits.")
+    return value
+
+
+def format_datetime(value: datetime) -> str:
+    """Format an aware datetime as Cliniko wants it: UTC, seconds, ``Z``.
+
+    Sub-second precision is dropped; the API stores whole seconds.
+
+    Raises:
+        InvalidRequest: the datetime is naive (its instant would be a guess).
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRequest("Date-times sent to Cliniko must be timezone-aware.")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One validated ``q[]`` value, bound to the endpoint whose whitelist allowed it."""
+
+    endpoint: str
+    field: str
+    operator: str
+    value: str = dataclass_field(repr=False)  # may be PHI
+
+    @property
+    def query(self) -> str:
+        """The ``q[]`` parameter value, e.g. ``patient_id:=1,2``."""
+        return f"{self.field}:{self.operator}{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSpec:
+    """The filters and sort keys one endpoint documents.
+
+    Sort keys default to the filterable non-array fields: Cliniko documents
+    sorting generically, and a field it indexes for filtering sorts too.
+    """
+
+    endpoint: str
+    fields: Mapping[str, FieldType]
+    sort_fields: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, endpoint: str, *, sortable: bool = True, **fields: FieldType) -> FilterSpec:
+        """Build a spec from keyword arguments ``field=FieldType``."""
+        sort = frozenset(k for k, t in fields.items() if t is not FieldType.ARRAY)
+        return cls(endpoint, MappingProxyType(fields), sort if sortable else frozenset())
+
+    def where(self, field: str, operator: str, value: FilterValue = None) -> Filter:
+        """Validate and format one filter; raise :class:`InvalidRequest` if undocumented."""
+        kind = self.fields.get(field)
+        if kind is None:
+            raise InvalidRequest(f"{self.endpoint} has no documented filter {field!r}.")
+        if operator not in OPERATORS[kind]:
+            raise InvalidRequest(
+                f"Operator {operator!r} is not documented for {kind.value} filter "
+                f"{field!r} on {self.endpoint}."
+            )
+        if operator in _VALUELESS:
+            if value is not None:
+                raise InvalidRequest(f"Operator {operator!r} on {field!r} takes no value.")
+            text = ""
+        else:
+            text = _format_value(kind, operator, field, value)
+        return Filter(self.endpoint, field, operator, text)
+
+    def sort(self, keys: Sequence[str]) -> str:
+        """Validate ``["starts_at:desc", "id"]`` and join it into the ``sort`` value."""
+        if isinstance(keys, str):
+            raise InvalidRequest("Sort keys must be a sequence of strings, not one string.")
+        for key in keys:
+            name, colon, direction = key.partition(":")
+            if name not in self.sort_fields:
+                raise InvalidRequest(f"{self.endpoint} cannot be sorted by {name!r}.")
+            if colon and direction not in ("asc", "desc"):
+                raise InvalidRequest(f"Sort direction for {name!r} must be 'asc' or 'desc'.")
+        return ",".join(keys)
+
+    def check(self, filters: Iterable[Filter]) -> list[str]:
+        """Return the ``q[]`` values, refusing filters built for another endpoint."""
+        queries = []
+        for f in filters:
+            if f.endpoint != self.endpoint:
+                raise InvalidRequest(
+                    f"A filter built for {f.endpoint} cannot be sent to {self.endpoint}."
+                )
+            queries.append(f.query)
+        return queries
+
+
+def _format_value(kind: FieldType, operator: str, field: str, value: FilterValue) -> str:
+    def bad(expected: str) -> InvalidRequest:
+        return InvalidRequest(f"Filter {field!r} {operator!r} expects {expected}.")
+
+    if kind is FieldType.NUMERIC:
+        if operator == "=" and not isinstance(value, str | int):
+            if value is None or not isinstance(value, Iterable):
+                raise bad("an id or a list of ids")
+            ids = [validate_id(v) for v in value]
+            if not ids:
+                raise bad("at least one id")
+            return ",".join(ids)
+        return validate_id(value)
+    if kind is FieldType.DATETIME:
+        if not isinstance(value, datetime):
+            raise bad("an aware datetime")
+        return format_datetime(value)
+    if kind is FieldType.DATE:
+        if isinstance(value, datetime):
+            raise bad("a date, not a datetime")
+        if isinstance(value, date):
+            return value.isoformat()
+        if operator == "=" and isinstance(value, str) and _DATE_PATTERN.fullmatch(value):
+            return value  # wildcard form, e.g. birthdays in May: "****-05-**"
+        raise bad("a date")
+    if kind is FieldType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise bad("a bool")
+        return "true" if value else "false"
+    if kind is FieldType.ARRAY:
+        return validate_id(value)
+    if not isinstance(value, str) or not value or _UNSAFE_TEXT.search(value):
+        raise bad("a non-empty string without control characters")
+    return value
+
+
+_N, _DT, _D, _S, _B, _A = (
+    FieldType.NUMERIC,
+    FieldType.DATETIME,
+    FieldType.DATE,
+    FieldType.STRING,
+    FieldType.BOOLEAN,
+    FieldType.ARRAY,
+)
+
+# From the vendored spec, paths.<endpoint>.get.parameters "q[]" (UPSTREAM.md §2, §4).
+APPOINTMENT_LIST = FilterSpec.of(
+    "/individual_appointments",
+    id=_N,
+    appointment_type_id=_N,
+    business_id=_N,
+    patient_id=_N,
+    practitioner_id=_N,
+    repeated_from_id=_N,
+    archived_at=_DT,
+    cancelled_at=_DT,
+    created_at=_DT,
+    deleted_at=_DT,
+    ends_at=_DT,
+    starts_at=_DT,
+    updated_at=_DT,
+    did_not_arrive=_B,
+)
+APPOINTMENT_GET = FilterSpec.of(
+    "/individual_appointments/{id}",
+    sortable=False,
+    archived_at=_DT,
+    cancelled_at=_DT,
+    deleted_at=_DT,
+)
+PATIENT_LIST = FilterSpec.of(
+    "/patients",
+    id=_N,
+    first_name=_S,
+    last_name=_S,
+    preferred_first_name=_S,
+    email=_S,
+    old_reference_id=_S,
+    date_of_birth=_D,
+    accepted_privacy_policy=_B,
+    archived_at=_DT,
+    created_at=_DT,
+    updated_at=_DT,
+)
+PATIENT_GET = FilterSpec.of("/patients/{id}", sortable=False, archived_at=_DT)
+PRACTITIONER_LIST = FilterSpec.of(
+    "/practitioners",
+    id=_N,
+    user_id=_N,
+    active=_B,
+    show_in_online_bookings=_B,
+    created_at=_DT,
+    updated_at=_DT,
+)
+PRACTITIONER_GET = FilterSpec.of("/practitioners/{id}", sortable=False)
+BUSINESS_LIST = FilterSpec.of(
+    "/businesses",
+    id=_N,
+    appointment_type_ids=_A,
+    show_in_online_bookings=_B,
+    archived_at=_DT,
+    created_at=_DT,
+    deleted_at=_DT,
+    updated_at=_DT,
+)
+BUSINESS_GET = FilterSpec.of("/businesses/{id}", sortable=False, archived_at=_DT, deleted_at=_DT)
+APPOINTMENT_TYPE_LIST = FilterSpec.of(
+    "/appointment_types",
+    id=_N,
+    category=_S,
+    online_payments_mode=_S,
+    show_in_online_bookings=_B,
+    appointment_confirmation_template_ids=_A,
+    appointment_follow_up_template_ids=_A,
+    appointment_reminder_template_ids=_A,
+    archived_at=_DT,
+    created_at=_DT,
+    updated_at=_DT,
+)
+APPOINTMENT_TYPE_GET = FilterSpec.of("/appointment_types/{id}", sortable=False, archived_at=_DT)
+PATIENT_CASE_LIST = FilterSpec.of(
+    "/patient_cases",
+    id=_N,
+    patient_id=_N,
+    name=_S,
+    referral_type=_S,
+    issue_date=_D,
+    expiry_date=_D,
+    archived_at=_DT,
+    closed_at=_DT,
+    created_at=_DT,
+    updated_at=_DT,
+)
+PATIENT_CASE_GET = FilterSpec.of("/patient_cases/{id}", sortable=False, archived_at=_DT)
