@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from appointments_gateway.sandbox import (
+    DEMO_KEY_A,
+    DEMO_KEY_B,
+    SandboxConfig,
+    SandboxState,
+    create_sandbox_app,
+)
+
+ANCHOR = datetime(2025, 3, 10, tzinfo=UTC)  # a Monday
+BASE_URL = "http://sandbox.test"
+API = f"{BASE_URL}/v1"
+
+
+def config(**overrides: Any) -> SandboxConfig:
+    """A config with the fixed anchor and the rate limit off unless a test turns it on."""
+    values: dict[str, Any] = {"anchor": ANCHOR, "rate_limit_per_minute": 0}
+    values.update(overrides)
+    return SandboxConfig(**values)
+
+
+def client_for(app: Starlette, key: str | None = DEMO_KEY_A) -> httpx.AsyncClient:
+    auth = (key, "") if key is not None else None
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, auth=auth)
+
+
+def state_of(app: Starlette) -> SandboxState:
+    state: SandboxState = app.state.sandbox
+    return state
+
+
+@pytest.fixture
+def app() -> Starlette:
+    return create_sandbox_app(config())
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def client_b(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app, DEMO_KEY_B) as c:
+        yield c
+
+
+ListFetcher = Callable[..., Any]
+
+
+async def fetch_all(
+    client: httpx.AsyncClient, path: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every row of a list endpoint, following links.next."""
+    resource = path.split("?")[0].split("/")[2]  # /v1/<resource>[/inactive]
+    response = await client.get(path, params={**(params or {}), "per_page": 100})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows: list[dict[str, Any]] = list(body[resource])
+    while "next" in body["links"]:
+        response = await client.get(body["links"]["next"])
+        assert response.status_code == 200, response.text
+        body = response.json()
+        rows.extend(body[resource])
+    return rows
+
+
+def link_id(obj: dict[str, Any]) -> str:
+    """The id at the end of a relation's links.self."""
+    url: str = obj["links"]["self"]
+    return url.rsplit("/", 1)[-1]
