@@ -191,7 +191,10 @@ def _ids(d: _Json, key: str) -> tuple[str, ...]:
         return ()
     if type(v) is not list:
         raise _Malformed(key, "a list of ids")
-    return tuple(_id({"id": x}, key) for x in v)
+    try:
+        return tuple(_id({key: x}, key) for x in v)
+    except _Malformed:
+        raise _Malformed(key, "a list of ids") from None
 
 
 def _parser(kind: str) -> Callable[[Callable[[_Json], T]], Callable[[Any], T]]:

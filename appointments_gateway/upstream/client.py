@@ -1,0 +1,271 @@
+"""The process-wide HTTP client and the per-request, per-credential session.
+
+Why two objects: connection pooling and TLS set-up want **one** long-lived
+``httpx.AsyncClient`` per process (building one costs ~20 ms of CA parsing),
+while the gateway's "forward" mode has every caller bring their own Cliniko
+key. So :class:`UpstreamClient` owns the pool and the retry policy and lives
+in the app's lifespan, and :meth:`UpstreamClient.session` hands out a cheap
+:class:`ClinikoSession` per GraphQL operation that holds the credential and
+counts what that operation cost upstream (:class:`RequestStats`)::
+
+    async with UpstreamClient(user_agent="Clinic Gateway (ops@example.com)") as upstream:
+        session = upstream.session(Credential(api_key))
+        page = await session.appointments.list(per_page=100, sort=["starts_at:desc"])
+        patients = await session.patients.by_ids(r.patient_id for r in page.items if r.patient_id)
+        session.stats.requests  # -> 2
+
+Every URL is the credential's API root plus a route template filled with
+validated ids: ``links`` URLs in responses are never followed, and redirects
+are not either, so the key only ever travels to its own shard's host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from .credentials import Credential
+from .errors import UnsafeUserAgent, UpstreamProtocolError, error_for_response, translate_errors
+from .records import (
+    AppointmentTypeRecord,
+    BusinessRecord,
+    PatientCaseRecord,
+    PatientRecord,
+)
+from .resources import (
+    APPOINTMENT_TYPES,
+    APPOINTMENTS,
+    BUSINESSES,
+    PATIENT_CASES,
+    PATIENTS,
+    PRACTITIONERS,
+    AppointmentsResource,
+    PractitionersResource,
+    Resource,
+)
+from .retry import RetryPolicy
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "ClinikoSession",
+    "RequestStats",
+    "UpstreamClient",
+    "is_safe_user_agent",
+]
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0, pool=5.0)
+"""10 s to read/write, 5 s to connect, 5 s waiting for a pooled connection.
+
+The pool wait is deliberate: if it fires we are the bottleneck, and the error
+(UpstreamTimeout) is better than queueing forever.
+"""
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+"""httpx's defaults, spelt out. The per-key rate governor, not the pool, is the throttle."""
+
+# "Name (email@domain.tld)": what Cliniko asks for, or it "may block" the client.
+_USER_AGENT = re.compile(r"\S.*\s\([^\s()@]+@[^\s()@]+\.[^\s()@.]+\)", re.ASCII)
+
+
+def is_safe_user_agent(user_agent: str) -> bool:
+    """True if ``user_agent`` looks like ``Name (email@domain)``, as Cliniko requires."""
+    return _USER_AGENT.fullmatch(user_agent) is not None
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """What one session cost upstream, for ``extensions.upstream`` and metrics.
+
+    ``requests`` counts HTTP requests that may have reached Cliniko, retries
+    included; attempts that provably never left this machine (connection
+    refused, connect or pool timeout) are not counted, since they cost no
+    rate-limit budget. ``retries`` counts repeated attempts of any kind.
+    ``seconds`` is wall time spent waiting on HTTP attempts, excluding backoff
+    sleeps; concurrent requests each add their own time.
+    """
+
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class UpstreamClient:
+    """The one process-wide connection pool to Cliniko; use it as an async context manager.
+
+    Args:
+        user_agent: ``Name (email@domain)``. Required by Cliniko; sessions for a
+            real ``*.cliniko.com`` host are refused without it.
+        timeout: httpx timeouts; see :data:`DEFAULT_TIMEOUT`.
+        transport: an httpx transport, for tests (``MockTransport``) and the
+            in-process sandbox (``ASGITransport``).
+        retry: when and how to retry; see :mod:`.retry`.
+        limits: connection-pool limits.
+    """
+
+    __slots__ = ("_http", "_retry", "_safe_user_agent", "user_agent")
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing is safe)
+        limits: httpx.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        if not user_agent or not user_agent.isprintable() or not user_agent.isascii():
+            raise UnsafeUserAgent("The User-Agent must be non-empty printable ASCII.")
+        self.user_agent = user_agent
+        self._safe_user_agent = is_safe_user_agent(user_agent)
+        self._retry = retry
+        self._http = httpx.AsyncClient(
+            headers={"Accept": "application/json", "User-Agent": user_agent},
+            timeout=timeout,
+            transport=transport,
+            limits=limits,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close the pool; the client cannot be reopened (httpx forbids it)."""
+        await self._http.aclose()
+
+    def session(self, credential: Credential) -> ClinikoSession:
+        """A light session for one credential, typically one GraphQL operation.
+
+        Raises:
+            UnsafeUserAgent: the credential points at real Cliniko and the
+                User-Agent is not ``Name (email@domain)``.
+        """
+        if not self._safe_user_agent and credential.is_cliniko:
+            raise UnsafeUserAgent(
+                "Cliniko requires a User-Agent of the form 'Name (email@domain)'; "
+                "refusing to call a cliniko.com host without one."
+            )
+        return ClinikoSession(self, credential)
+
+    async def _send(
+        self, request: httpx.Request, method: str, route: str, stats: RequestStats
+    ) -> httpx.Response:
+        """Send with retries (see :mod:`.retry`); return a 2xx or raise an UpstreamError."""
+        policy = self._retry
+        attempt = 0
+        with translate_errors(method, route):
+            while True:
+                started = time.perf_counter()
+                try:
+                    response = await self._http.send(request)
+                except httpx.HTTPError as exc:
+                    stats.seconds += time.perf_counter() - started
+                    if not isinstance(exc, _NEVER_SENT):
+                        stats.requests += 1
+                    if attempt >= policy.max_retries or not policy.retries_exception(method, exc):
+                        raise
+                else:
+                    stats.seconds += time.perf_counter() - started
+                    stats.requests += 1
+                    if response.is_success:
+                        return response
+                    if attempt >= policy.max_retries or not policy.retries_status(
+                        method, response.status_code
+                    ):
+                        raise error_for_response(response, method=method, route=route)
+                await policy.sleep(policy.delay(attempt))
+                attempt += 1
+                stats.retries += 1
+
+
+class ClinikoSession:
+    """Calls to Cliniko as one credential, with a per-session :class:`RequestStats`.
+
+    Cheap to create (one per GraphQL operation); it owns no connections.
+    Resources: ``appointments``, ``patients``, ``practitioners``,
+    ``businesses``, ``appointment_types``, ``patient_cases``.
+    """
+
+    __slots__ = (
+        "_upstream",
+        "appointment_types",
+        "appointments",
+        "businesses",
+        "credential",
+        "patient_cases",
+        "patients",
+        "practitioners",
+        "stats",
+    )
+
+    def __init__(self, upstream: UpstreamClient, credential: Credential) -> None:
+        self._upstream = upstream
+        self.credential = credential
+        self.stats = RequestStats()
+        self.appointments = AppointmentsResource(self, APPOINTMENTS)
+        self.patients: Resource[PatientRecord] = Resource(self, PATIENTS)
+        self.practitioners = PractitionersResource(self, PRACTITIONERS)
+        self.businesses: Resource[BusinessRecord] = Resource(self, BUSINESSES)
+        self.appointment_types: Resource[AppointmentTypeRecord] = Resource(self, APPOINTMENT_TYPES)
+        self.patient_cases: Resource[PatientCaseRecord] = Resource(self, PATIENT_CASES)
+
+    def __repr__(self) -> str:
+        return f"ClinikoSession({self.credential!r}, stats={self.stats!r})"
+
+    async def request(
+        self,
+        method: str,
+        route: str,
+        path: str | None = None,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        json: Mapping[str, object] | None = None,
+    ) -> Any:
+        """Send one request and return its decoded JSON body (``None`` if empty).
+
+        The low-level door the resources use; prefer them. ``route`` is the
+        template (``/patients/{id}``) used in errors, ``path`` the filled-in
+        path (defaults to ``route``), always relative to the credential's API root.
+        """
+        url = self.credential.api_root + (route if path is None else path)
+        with translate_errors(method, route):
+            request = self._upstream._http.build_request(
+                method,
+                url,
+                params=list(params) or None,
+                json=json,
+                headers={"Authorization": self.credential.authorization},
+            )
+        response = await self._upstream._send(request, method, route, self.stats)
+        return _decode(response, method, route)
+
+
+def _decode(response: httpx.Response, method: str, route: str) -> Any:
+    content = response.content
+    if response.status_code == 204 or not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise UpstreamProtocolError(
+            f"{method} {route}: the response body is not JSON", method=method, route=route
+        ) from None
