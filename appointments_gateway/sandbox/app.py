@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -362,6 +361,4 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error},
     )
     app.state.sandbox = state
-    # No lifespan is required, so the connection closes when the app is garbage collected.
-    weakref.finalize(app, conn.close)
     return app

@@ -18,6 +18,7 @@ import atexit
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -229,10 +230,12 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # No lifespan is required, so the connection closes when the store is collected.
+        self._finalizer = weakref.finalize(self, conn.close)
 
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Close the connection now."""
+        self._finalizer()
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -59,11 +61,11 @@ async def test_numeric_comparisons_match_python(client: httpx.AsyncClient) -> No
         "<=": [i for i in ids if i <= pivot],
         "!=": [i for i in ids if i != pivot],
     }
-    for operator, expected in expectations.items():
+    for symbol, expected in expectations.items():
         found = await rows(
-            client, APPOINTMENTS, f"practitioner_id:={practitioner}", f"id:{operator}{pivot}"
+            client, APPOINTMENTS, f"practitioner_id:={practitioner}", f"id:{symbol}{pivot}"
         )
-        assert sorted(int(a["id"]) for a in found) == expected, operator
+        assert sorted(int(a["id"]) for a in found) == expected, symbol
 
 
 async def test_numeric_not_equals_excludes_one_patient(client: httpx.AsyncClient) -> None:
@@ -98,17 +100,19 @@ async def test_datetime_range_operators(client: httpx.AsyncClient) -> None:
     base = await rows(client, APPOINTMENTS, f"practitioner_id:={practitioner}")
     starts = sorted(a["starts_at"] for a in base)
     pivot = starts[len(starts) // 3]
-    cases = {
-        ">": lambda s: s > pivot,
-        ">=": lambda s: s >= pivot,
-        "<": lambda s: s < pivot,
-        "<=": lambda s: s <= pivot,
+    cases: dict[str, Callable[[str, str], bool]] = {
+        ">": operator.gt,
+        ">=": operator.ge,
+        "<": operator.lt,
+        "<=": operator.le,
     }
-    for operator, keep in cases.items():
+    for symbol, keep in cases.items():
         found = await rows(
-            client, APPOINTMENTS, f"practitioner_id:={practitioner}", f"starts_at:{operator}{pivot}"
+            client, APPOINTMENTS, f"practitioner_id:={practitioner}", f"starts_at:{symbol}{pivot}"
         )
-        assert sorted(a["starts_at"] for a in found) == [s for s in starts if keep(s)], operator
+        assert sorted(a["starts_at"] for a in found) == [s for s in starts if keep(s, pivot)], (
+            symbol
+        )
 
 
 async def test_datetime_offsets_are_converted_to_utc(client: httpx.AsyncClient) -> None:
@@ -124,11 +128,11 @@ async def test_datetime_fractional_seconds_compare_exactly(client: httpx.AsyncCl
     starts = appointment["starts_at"]  # e.g. 2025-01-01T00:00:00Z
     half = starts[:-1] + ".5Z"
     expected = {">=": 0, ">": 0, "<": 1, "<=": 1}
-    for operator, count in expected.items():
+    for symbol, count in expected.items():
         found = await rows(
-            client, APPOINTMENTS, f"id:={appointment['id']}", f"starts_at:{operator}{half}"
+            client, APPOINTMENTS, f"id:={appointment['id']}", f"starts_at:{symbol}{half}"
         )
-        assert len(found) == count, operator
+        assert len(found) == count, symbol
     exact = await rows(client, APPOINTMENTS, f"id:={appointment['id']}", f"starts_at:>={starts}")
     assert len(exact) == 1
 
@@ -264,16 +268,16 @@ async def test_date_operators_and_wildcards(client: httpx.AsyncClient) -> None:
     patients = await rows(client, "/v1/patients")
     births = sorted(p["date_of_birth"] for p in patients)
     pivot = births[len(births) // 2]
-    cases = {
-        "=": lambda d: d == pivot,
-        ">": lambda d: d > pivot,
-        ">=": lambda d: d >= pivot,
-        "<": lambda d: d < pivot,
-        "<=": lambda d: d <= pivot,
+    cases: dict[str, Callable[[str, str], bool]] = {
+        "=": operator.eq,
+        ">": operator.gt,
+        ">=": operator.ge,
+        "<": operator.lt,
+        "<=": operator.le,
     }
-    for operator, keep in cases.items():
-        found = await rows(client, "/v1/patients", f"date_of_birth:{operator}{pivot}")
-        assert sorted(p["date_of_birth"] for p in found) == [d for d in births if keep(d)]
+    for symbol, keep in cases.items():
+        found = await rows(client, "/v1/patients", f"date_of_birth:{symbol}{pivot}")
+        assert sorted(p["date_of_birth"] for p in found) == [d for d in births if keep(d, pivot)]
     may = await rows(client, "/v1/patients", "date_of_birth:=****-05-**")
     assert sorted(p["date_of_birth"] for p in may) == [d for d in births if d[5:7] == "05"]
     cases_with_expiry = await rows(client, "/v1/patient_cases", "expiry_date:?")

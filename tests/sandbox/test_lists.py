@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -40,7 +41,12 @@ async def test_related_lists_use_their_resource_name_as_key(
 async def test_paging_links_point_at_neighbouring_pages_and_keep_filters(
     client: httpx.AsyncClient,
 ) -> None:
-    params = {"per_page": 7, "page": 2, "q[]": "business_id:>0", "sort": "starts_at"}
+    params: dict[str, Any] = {
+        "per_page": 7,
+        "page": 2,
+        "q[]": "business_id:>0",
+        "sort": "starts_at",
+    }
     body = (await client.get("/v1/individual_appointments", params=params)).json()
     links = body["links"]
     assert set(links) == {"self", "next", "previous"}
@@ -119,7 +125,7 @@ async def test_default_order_is_created_at_ascending(client: httpx.AsyncClient) 
 
 
 async def test_sort_desc_and_multiple_fields(client: httpx.AsyncClient) -> None:
-    params = {"sort": "starts_at:desc,created_at", "per_page": 100}
+    params: dict[str, Any] = {"sort": "starts_at:desc,created_at", "per_page": 100}
     rows = (await client.get("/v1/individual_appointments", params=params)).json()
     appointments = rows["individual_appointments"]
     starts = [a["starts_at"] for a in appointments]
@@ -132,7 +138,7 @@ async def test_sort_desc_and_multiple_fields(client: httpx.AsyncClient) -> None:
 async def test_deprecated_order_parameter_sets_the_default_direction(
     client: httpx.AsyncClient,
 ) -> None:
-    params = {"sort": "updated_at", "order": "desc", "per_page": 50}
+    params: dict[str, Any] = {"sort": "updated_at", "order": "desc", "per_page": 50}
     rows = (await client.get("/v1/patients", params=params)).json()["patients"]
     updated = [p["updated_at"] for p in rows]
     assert updated == sorted(updated, reverse=True)
@@ -140,7 +146,11 @@ async def test_deprecated_order_parameter_sets_the_default_direction(
 
 async def test_id_breaks_ties_so_pages_never_overlap(client: httpx.AsyncClient) -> None:
     # Many appointments share a starts_at (same slot, different practitioners).
-    params = {"sort": "starts_at", "per_page": 10, "q[]": "starts_at:>=2025-03-10T00:00:00Z"}
+    params: dict[str, Any] = {
+        "sort": "starts_at",
+        "per_page": 10,
+        "q[]": "starts_at:>=2025-03-10T00:00:00Z",
+    }
     first = (await client.get("/v1/individual_appointments", params=params)).json()
     second = (await client.get("/v1/individual_appointments", params={**params, "page": 2})).json()
     rows = first["individual_appointments"] + second["individual_appointments"]
