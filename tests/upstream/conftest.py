@@ -50,7 +50,7 @@ EXAMPLE_APPOINTMENT_JSON = """
   "attendees":        {"links": {"self": "https://api.au4.cliniko.com/v1/individual_appointments/1390726237298631770/attendees"}},
   "links": {"self": "https://api.au4.cliniko.com/v1/individual_appointments/1390726237298631770"}
 }
-"""  # noqa: E501
+"""
 
 
 def example_appointment(**changes: Any) -> dict[str, Any]:

@@ -87,7 +87,9 @@ def test_datetime_filters_want_datetimes(value: Any) -> None:
 
 @pytest.mark.parametrize("op", ["=", ">", ">=", "<", "<="])
 def test_date_operators(op: str) -> None:
-    assert q(PATIENT_LIST, "date_of_birth", op, date(1980, 2, 29)) == f"date_of_birth:{op}1980-02-29"
+    assert (
+        q(PATIENT_LIST, "date_of_birth", op, date(1980, 2, 29)) == f"date_of_birth:{op}1980-02-29"
+    )
 
 
 def test_date_wildcards_and_rejections() -> None:
