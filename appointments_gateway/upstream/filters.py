@@ -37,6 +37,7 @@ __all__ = [
     "APPOINTMENT_TYPE_LIST",
     "BUSINESS_GET",
     "BUSINESS_LIST",
+    "OPERATORS",
     "PATIENT_CASE_GET",
     "PATIENT_CASE_LIST",
     "PATIENT_GET",

@@ -203,7 +203,7 @@ def _parser(kind: str) -> Callable[[Callable[[_Json], T]], Callable[[Any], T]]:
     def wrap(build: Callable[[_Json], T]) -> Callable[[Any], T]:
         def parse(data: Any) -> T:
             if type(data) is not dict:
-                raise UpstreamProtocolError(f"A {kind} record is not a JSON object.")
+                raise UpstreamProtocolError(f"The {kind} record is not a JSON object.")
             try:
                 return build(data)
             except _Malformed as exc:

@@ -54,7 +54,7 @@ EXAMPLE_APPOINTMENT_JSON = """
 
 
 def example_appointment(**changes: Any) -> dict[str, Any]:
-    """The §1.4 example as a dict, with top-level keys replaced (None deletes nothing)."""
+    """The §1.4 example as a fresh dict, with some top-level keys replaced."""
     data: dict[str, Any] = copy.deepcopy(json.loads(EXAMPLE_APPOINTMENT_JSON))
     data.update(changes)
     return data

@@ -61,7 +61,7 @@ def test_example_body_verbatim() -> None:
 
 
 def test_every_schema_field_is_accounted_for() -> None:
-    """34 upstream fields: 28 kept as-is or as ids, 3 links derivable from id are dropped."""
+    """34 upstream fields: 31 kept (7 links as ids or a flag); 3 URLs derivable from id dropped."""
     names = {f.name for f in dataclasses.fields(AppointmentRecord)}
     upstream = set(json.loads(EXAMPLE_APPOINTMENT_JSON)) | {"repeated_from"}
     assert len(upstream) == 34
