@@ -105,7 +105,8 @@ class UpstreamClient:
     Args:
         user_agent: ``Name (email@domain)``. Required by Cliniko; sessions for a
             real ``*.cliniko.com`` host are refused without it.
-        timeout: httpx timeouts; see :data:`DEFAULT_TIMEOUT`.
+        timeout: httpx timeouts, or one number of seconds for all of them;
+            see :data:`DEFAULT_TIMEOUT`.
         transport: an httpx transport, for tests (``MockTransport``) and the
             in-process sandbox (``ASGITransport``).
         retry: when and how to retry; see :mod:`.retry`.
@@ -118,7 +119,7 @@ class UpstreamClient:
         self,
         *,
         user_agent: str,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing is safe)
         limits: httpx.Limits = DEFAULT_LIMITS,

@@ -129,6 +129,11 @@ class Credential:
         object.__setattr__(self, "fingerprint", digest[:32])
         object.__setattr__(self, "authorization", f"Basic {token}")
 
+    @classmethod
+    def from_api_key(cls, api_key: str, *, base_url: str | None = None) -> Credential:
+        """Same as ``Credential(api_key, base_url)``; reads better at call sites."""
+        return cls(api_key, base_url)
+
     @property
     def is_cliniko(self) -> bool:
         """True when requests go to the real service (so its User-Agent rules apply)."""

@@ -56,6 +56,11 @@ def test_explicit_base_url_wins_over_the_shard() -> None:
     assert not credential.is_cliniko
 
 
+def test_from_api_key_is_the_constructor() -> None:
+    assert Credential.from_api_key("abc-au2") == Credential("abc-au2")
+    assert Credential.from_api_key("k", base_url="http://x.test/v1").api_root == "http://x.test/v1"
+
+
 def test_explicit_base_url_accepts_keys_without_a_shard_suffix() -> None:
     credential = Credential("sandbox-demo-key", base_url="http://sandbox.test/v1")
     assert credential.shard is None
