@@ -26,8 +26,12 @@ idempotent (204, nothing changes). Cancelled appointments can still be updated a
 Outside ``/v1``: ``GET /_sandbox/stats`` and ``POST /_sandbox/reset[?data=true]`` (no auth).
 
 Not imitated: every other Cliniko endpoint (attendees, bookings, invoices, group appointments,
-writes to related resources, ``/patient_cases/active``), 403s, HTML error pages, the undocumented
-``search`` parameter on ``/patients``, and Cliniko's exact error wording.
+writes to related resources, ``/patient_cases/active``, the old ``/individual_appointments/
+cancelled`` and ``/deleted``, the nested links such as ``/patients/{id}/appointments``), 403s,
+HTML error pages, the undocumented ``search`` parameter on ``/patients``, checks on
+``User-Agent``/``Accept``/TLS, shard routing by host (any host is served), snowflake-like ids
+(new ids are the table's maximum + 1), sub-second ``updated_at`` (two writes in one second share
+it), and Cliniko's exact error wording.
 """
 
 from __future__ import annotations
