@@ -18,9 +18,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
+
+from appointments_gateway.upstream import (
+    Credential,
+    InvalidApiKey,
+    InvalidBaseUrl,
+    is_cliniko_host,
+    is_safe_user_agent,
+)
+
 __all__ = [
-    "SETTINGS",
     "SANDBOX_SETTINGS",
+    "SETTINGS",
     "ConfigError",
     "SandboxSettings",
     "Setting",
@@ -301,11 +311,21 @@ class Settings:
                 "anyone who reaches the port would use the service key, and gateway tokens "
                 "are not implemented yet; bind to 127.0.0.1 or use GATEWAY_AUTH=forward"
             )
-        if self.upstream == UPSTREAM_CLINIKO and not self.user_agent:
+        if self.talks_to_cliniko and not (self.user_agent and is_safe_user_agent(self.user_agent)):
             raise ConfigError(
-                "GATEWAY_USER_AGENT is required for real Cliniko, as 'Name (email)': "
-                "Cliniko may block requests without one"
+                "GATEWAY_USER_AGENT must be 'Name (email@domain)' for real Cliniko, which "
+                "may block requests without one"
             )
+        if self.auth == "service" and self.api_key and not self.uses_sandbox:
+            base_url = None if self.upstream == UPSTREAM_CLINIKO else self.upstream
+            try:
+                Credential.from_api_key(self.api_key, base_url=base_url)
+            except InvalidApiKey:
+                raise ConfigError(
+                    "CLINIKO_API_KEY does not end in a valid shard suffix (such as '-au1')"
+                ) from None
+            except InvalidBaseUrl as exc:
+                raise ConfigError(f"GATEWAY_UPSTREAM: {exc}") from None
 
     @classmethod
     def load(
@@ -332,14 +352,21 @@ class Settings:
             value = getattr(self, setting.name)
             if value is None:
                 continue
-            env[setting.env] = ("true" if value else "false") if isinstance(value, bool) else str(
-                value
+            env[setting.env] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value)
             )
         return env
 
     @property
     def uses_sandbox(self) -> bool:
         return self.upstream == UPSTREAM_SANDBOX
+
+    @property
+    def talks_to_cliniko(self) -> bool:
+        """Whether upstream calls go to the real service (by name or by a URL on its host)."""
+        if self.upstream == UPSTREAM_CLINIKO:
+            return True
+        return not self.uses_sandbox and is_cliniko_host(httpx.URL(self.upstream).host)
 
     @property
     def effective_user_agent(self) -> str:

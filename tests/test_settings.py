@@ -75,9 +75,27 @@ def test_service_mode_needs_a_key_off_the_sandbox():
     assert settings.api_key is None
 
 
-def test_real_cliniko_needs_a_user_agent():
-    with pytest.raises(ConfigError, match="GATEWAY_USER_AGENT is required"):
-        Settings.load(environ={"GATEWAY_UPSTREAM": "cliniko", "CLINIKO_API_KEY": "k-au1"})
+@pytest.mark.parametrize("upstream", ["cliniko", "https://api.uk1.cliniko.com/v1"])
+@pytest.mark.parametrize("user_agent", [None, "curl/8.0", "Team (not-an-email)"])
+def test_real_cliniko_needs_a_name_and_email_user_agent(upstream, user_agent):
+    env = {"GATEWAY_UPSTREAM": upstream, "CLINIKO_API_KEY": "k-au1"}
+    if user_agent:
+        env["GATEWAY_USER_AGENT"] = user_agent
+    with pytest.raises(ConfigError, match="GATEWAY_USER_AGENT must be 'Name"):
+        Settings.load(environ=env)
+    env["GATEWAY_USER_AGENT"] = "Clinic App (dev@clinic.example)"
+    assert Settings.load(environ=env).talks_to_cliniko
+
+
+def test_a_service_key_without_a_valid_shard_is_refused_without_echoing_it():
+    env = {
+        "GATEWAY_UPSTREAM": "cliniko",
+        "CLINIKO_API_KEY": "secretbody-zz999",
+        "GATEWAY_USER_AGENT": "Clinic App (dev@clinic.example)",
+    }
+    with pytest.raises(ConfigError, match="valid shard suffix") as caught:
+        Settings.load(environ=env)
+    assert "secretbody" not in str(caught.value)
 
 
 def test_service_mode_refuses_a_public_interface():
@@ -100,7 +118,13 @@ def test_to_environ_round_trips():
 
 @pytest.mark.parametrize(
     ("host", "expected"),
-    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.1", False)],
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+    ],
 )
 def test_is_loopback(host, expected):
     assert is_loopback(host) is expected
