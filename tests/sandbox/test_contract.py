@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the pinned test deps
+import jsonschema
 import pytest
 import yaml
 
