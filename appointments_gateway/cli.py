@@ -147,7 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
         if settings.workers > 1:
             from uvicorn.supervisors import Multiprocess
 
-            Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+            Multiprocess(config, sockets=[sock]).run()
         else:
             server = uvicorn.Server(config)
             server.run(sockets=[sock])

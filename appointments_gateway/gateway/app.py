@@ -1,0 +1,103 @@
+"""The ASGI app factory.
+
+One ``UpstreamClient`` (one pooled ``httpx.AsyncClient``) lives for the whole process,
+opened and closed by the Starlette lifespan; every request borrows it through
+``request.state``.  Creating a client per request would cost ~20 ms and lose keep-alive.
+
+With ``upstream="sandbox"`` and no transport given, the app talks to an in-process
+sandbox through ``httpx.ASGITransport``: the same HTTP requests, no socket.  The CLI
+instead runs the sandbox on a port and hands the app its URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+import httpx
+import strawberry
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from appointments_gateway.gateway.graphql import GatewayGraphQL
+from appointments_gateway.gateway.health import healthz
+from appointments_gateway.schema import build_schema
+from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
+from appointments_gateway.upstream import Credential, UpstreamClient
+
+__all__ = ["State", "create_app", "create_app_from_environ"]
+
+#: The base URL of the in-process sandbox; the host is never resolved.
+IN_PROCESS_SANDBOX_URL = "http://sandbox.in-process/v1"
+
+
+class State(TypedDict):
+    """What the lifespan hands every request through ``request.state``."""
+
+    upstream: UpstreamClient
+
+
+def create_app(
+    settings: Settings,
+    *,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+    schema: strawberry.Schema | None = None,
+) -> Starlette:
+    """Assemble the gateway.
+
+    Args:
+        settings: the validated configuration.
+        upstream_transport: replaces the network for upstream calls (tests, in-process
+            sandbox).  ``None`` uses real HTTP, or the in-process sandbox when the
+            upstream is ``"sandbox"``.
+        schema: the schema to serve; ``build_schema()`` unless a test or benchmark
+            needs another one behind the same plumbing.
+    """
+    base_url: str | None
+    api_key = settings.api_key
+    if settings.uses_sandbox:
+        from appointments_gateway.sandbox import DEMO_KEY_A, create_sandbox_app
+
+        base_url = IN_PROCESS_SANDBOX_URL
+        api_key = api_key or DEMO_KEY_A
+        if upstream_transport is None:
+            upstream_transport = httpx.ASGITransport(app=create_sandbox_app())
+    elif settings.upstream == UPSTREAM_CLINIKO:
+        base_url = None
+    else:
+        base_url = settings.upstream
+
+    service_credential = None
+    if settings.auth == "service":
+        assert api_key is not None  # Settings refuses service mode without a key
+        service_credential = Credential.from_api_key(api_key, base_url=base_url)
+
+    graphql_app = GatewayGraphQL(
+        schema or build_schema(),
+        service_credential=service_credential,
+        forward_base_url=base_url,
+        graphiql=settings.graphiql,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        async with UpstreamClient(
+            user_agent=settings.effective_user_agent,
+            timeout=settings.upstream_timeout,
+            transport=upstream_transport,
+        ) as upstream:
+            yield {"upstream": upstream}
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_environ() -> Starlette:
+    """The factory uvicorn workers call: settings come from the environment."""
+    return create_app(Settings.load())

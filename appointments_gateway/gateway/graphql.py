@@ -1,0 +1,80 @@
+"""The GraphQL HTTP view: Strawberry's ASGI app with our per-request ``Context``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from appointments_gateway.gateway.credentials import MissingCredential, credential_from_request
+from appointments_gateway.resolvers.context import Context
+from appointments_gateway.upstream import Credential, UpstreamClient
+
+__all__ = ["GatewayGraphQL"]
+
+
+class GatewayGraphQL(GraphQL[Context, None]):
+    """Builds a fresh ``Context`` per request and refuses callers without a credential.
+
+    Args:
+        schema: the Strawberry schema.
+        service_credential: the gateway's own key in service mode; ``None`` in forward mode.
+        forward_base_url: where forwarded keys go (``None``: each key's Cliniko shard).
+        graphiql: serve GraphiQL to browsers at ``GET /graphql``.
+    """
+
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        service_credential: Credential | None,
+        forward_base_url: str | None,
+        graphiql: bool,
+    ) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
+        self._service_credential = service_credential
+        self._forward_base_url = forward_base_url
+
+    def _credential(self, request: Request | WebSocket) -> Credential:
+        if self._service_credential is not None:
+            return self._service_credential
+        return credential_from_request(request, base_url=self._forward_base_url)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._service_credential is None:
+            request = Request(scope)
+            try:
+                credential_from_request(request, base_url=self._forward_base_url)
+            except MissingCredential as exc:
+                # The GraphiQL page itself needs no key (the developer adds one in its
+                # headers pane); every operation does, and is refused here, before
+                # anything is parsed or sent upstream.
+                wants_ide = (
+                    request.method == "GET"
+                    and "query" not in request.query_params
+                    and "text/html" in request.headers.get("accept", "")
+                )
+                response = (
+                    await self.render_graphql_ide(request)
+                    if wants_ide and self.graphql_ide
+                    else _unauthenticated(str(exc))
+                )
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        upstream: UpstreamClient = request.state.upstream
+        return Context(request=request, upstream=upstream.session(self._credential(request)))
+
+
+def _unauthenticated(message: str) -> Response:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Basic realm="appointments-gateway"'},
+    )

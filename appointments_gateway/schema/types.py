@@ -1,0 +1,13 @@
+"""Aliases shared by every schema module."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import strawberry
+
+from appointments_gateway.resolvers.context import Context
+
+__all__ = ["Info"]
+
+Info: TypeAlias = strawberry.Info[Context, None]
