@@ -143,6 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
             workers=settings.workers,
             log_level=settings.log_level,
             proxy_headers=False,
+            # uvicorn's access log prints the full URL, and a GET operation carries its
+            # variables (names, notes) in the query string: health data must not reach logs.
+            access_log=False,
         )
         if settings.workers > 1:
             from uvicorn.supervisors import Multiprocess
@@ -171,7 +174,9 @@ def _sandbox_server(settings: SandboxSettings) -> tuple[uvicorn.Server, socket.s
             db_path=settings.db,
         )
     )
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+    )
     sock = config.bind_socket()
     port = sock.getsockname()[1]
     return uvicorn.Server(config), sock, f"http://{_url_host(settings.host)}:{port}/v1"

@@ -46,6 +46,17 @@ class Running:
                 return got[len(prefix) :].strip()
         raise AssertionError(f"the CLI never printed {prefix!r}; it printed: {self.lines!r}")
 
+    def output(self) -> str:
+        """Everything printed so far (all of it once the process has stopped)."""
+        while True:
+            try:
+                got = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if got is not None:
+                self.lines.append(got)
+        return "\n".join(self.lines)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

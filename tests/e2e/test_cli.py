@@ -83,10 +83,20 @@ def test_serve_runs_the_gateway_on_the_embedded_sandbox(cli):
         assert page.status_code == 200
         assert "graphiql" in page.text.lower()
 
+        # a GET operation carries its variables in the URL: no access log may print them
+        marker = "Zoë-Secret-Note"
+        got = http.get(
+            endpoint,
+            params={"query": "query ($n: String) { version }", "variables": f'{{"n": "{marker}"}}'},
+        )
+        assert got.status_code == 200
+
         # the embedded sandbox is a real server the developer can curl too
         stats = http.get(sandbox.removesuffix("/v1") + "/_sandbox/stats")
         assert stats.status_code == 200
     assert running.stop() == 0
+    assert marker not in running.output()
+    assert "/graphql" not in running.output().replace(endpoint, "")
 
 
 def test_serve_refuses_a_bad_configuration_with_a_clear_message():
