@@ -14,8 +14,11 @@ Choices where Cliniko is silent (documented here, relied on by tests):
   fractional seconds are accepted and compared exactly (stored times are whole seconds).
 * ``per_page`` outside 1..100 and ``page`` below 1 are refused with 400 rather than clamped.
 * ``sort`` accepts the resource's date-time fields and ``id``; ``id`` is always appended as a
-  final ascending tie-breaker so paging is stable. ``order=asc|desc`` (deprecated) sets the
-  direction of sort fields that do not give one.
+  final ascending tie-breaker so paging is stable, unless ``sort`` already names ``id``
+  (``sort=starts_at:desc,id:desc`` ends with ``id DESC``). A field repeated in ``sort`` is
+  not an error: its first occurrence decides, later ones are ignored (they could never change
+  the order, as in SQL). ``order=asc|desc`` (deprecated) sets the direction of sort fields
+  that do not give one.
 * String ``~`` is a case-insensitive (ASCII) substring match; ``~~`` is a ``LIKE`` pattern in
   which ``%`` is the wildcard.
 
@@ -202,17 +205,16 @@ def parse_sort(sort: str | None, order: str | None, resource: Resource) -> str:
     if order is not None and order not in ("asc", "desc"):
         raise QueryError(f"order must be asc or desc, got {order!r}")
     default_direction = (order or "asc").upper()
-    terms: list[tuple[str, str]] = []
+    terms: dict[str, str] = {}  # field -> direction; the first occurrence of a field wins
     for part in (sort or "created_at").split(","):
         name, _, direction = part.strip().partition(":")
         if name not in resource.sortable:
             raise QueryError(f"{name or part!r} is not sortable")
         if direction and direction not in ("asc", "desc"):
             raise QueryError(f"Sort direction for {name} must be asc or desc, got {direction!r}")
-        terms.append((name, direction.upper() or default_direction))
-    if all(name != "id" for name, _ in terms):
-        terms.append(("id", "ASC"))
-    return ", ".join(f"{name} {direction}" for name, direction in terms)
+        terms.setdefault(name, direction.upper() or default_direction)
+    terms.setdefault("id", "ASC")
+    return ", ".join(f"{name} {direction}" for name, direction in terms.items())
 
 
 def parse_page(page: str | None, per_page: str | None) -> Page:

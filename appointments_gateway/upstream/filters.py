@@ -14,6 +14,20 @@ A filter is ``field:<operator><value>`` (UPSTREAM.md §4.1)::
     APPOINTMENT_LIST.sort(["starts_at:desc", "id"])
     # -> sort=starts_at:desc,id
 
+Date-time bounds are sent as whole seconds, rounded per operator so that the
+filter keeps its exact meaning on Cliniko's whole-second data (see
+:func:`format_datetime_bound`): ``starts_at >= 10:00:00.5`` is sent as
+``>= 10:00:01``, never truncated to ``>= 10:00:00``.
+
+Sort keys are not documented per endpoint: the spec describes ``sort`` only
+generically ("comma separated search fields", example ``created_at:desc``).
+The whitelist is therefore an inference, the conservative set
+both the client and the sandbox agree on: an endpoint's date-time filter
+fields plus ``id``. Numeric, string, boolean and date fields are filterable
+but are not assumed sortable (a wrong guess would be a 400 and a wasted
+request). ``id`` is always allowed, so callers can append it as the final
+tie-breaker (``sort=starts_at:desc,id:desc``) for stable paging.
+
 Messages name the field and operator but never echo the value: values can be
 PHI (a patient's e-mail, a date of birth).
 """
@@ -25,7 +39,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
 from .errors import InvalidRequest
@@ -49,6 +63,8 @@ __all__ = [
     "FilterSpec",
     "FilterValue",
     "format_datetime",
+    "format_datetime_bound",
+    "validate_batch_id",
     "validate_id",
 ]
 
@@ -77,7 +93,9 @@ OPERATORS: Mapping[FieldType, frozenset[str]] = MappingProxyType(
 """Operators per field type (Cliniko's "Filtering results" section)."""
 
 _VALUELESS = frozenset({"?", "!?", "*"})  # not null, null, any (incl. hidden rows)
-_MAX_ID_DIGITS = 19  # int64
+_MAX_ID = 2**63 - 1  # Cliniko ids are int64: 9223372036854775807
+_ROUND_UP = frozenset({">=", "<"})
+_ROUND_DOWN = frozenset({">", "<="})
 _DATE_PATTERN = re.compile(r"[\d*]{4}-[\d*]{2}-[\d*]{2}", re.ASCII)  # "****-05-**"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -86,27 +104,65 @@ FilterValue = str | int | bool | date | datetime | Iterable[str | int] | None
 
 
 def validate_id(value: object) -> str:
-    """Return a Cliniko id as its canonical string: ASCII digits, at most 19 of them.
+    """Return a Cliniko id as its canonical string: ASCII digits, at most int64 max.
 
     Ids are int64 sent as strings; they exceed 2**53, so they are never floats.
-    Ints are accepted for convenience (not bools).
+    Ints are accepted for convenience (not bools). Leading zeros are refused
+    (``"007"`` is not the canonical spelling of an id, and records come back
+    keyed by the canonical one), as is anything above 9223372036854775807:
+    Cliniko ids are int64, and the sandbox answers such a value with 400.
+
+    Raises:
+        InvalidRequest: not an id; the message never echoes the value.
     """
+    text = _id_text(value)
+    if text is None or _above_int64(text):
+        raise InvalidRequest(
+            "A Cliniko id must be a string of digits without leading zeros, "
+            "at most 9223372036854775807."
+        )
+    return text
+
+
+def validate_batch_id(value: object) -> str | None:
+    """Like :func:`validate_id`, but ``None`` for a well-formed id above int64 max.
+
+    Such an id cannot exist upstream (ids are int64), so a batch lookup can
+    drop it without asking; sent, it makes the whole batch a 400 (the sandbox
+    does this, and Cliniko's int64 ids suggest the same).
+    Anything malformed still raises :class:`InvalidRequest`.
+    """
+    text = _id_text(value)
+    if text is not None and _above_int64(text):
+        return None
+    return validate_id(value)
+
+
+def _above_int64(text: str) -> bool:
+    """Whether a canonical digit string exceeds int64 max (length first: no huge ``int()``)."""
+    return len(text) > len(str(_MAX_ID)) or int(text) > _MAX_ID
+
+
+def _id_text(value: object) -> str | None:
+    """The canonical digit string of a non-negative id, or ``None`` if it is not one."""
     if type(value) is int and value >= 0:
-        value = str(value)
+        return str(value)
     if (
         type(value) is not str
         or not value.isascii()
         or not value.isdigit()
-        or len(value) > _MAX_ID_DIGITS
+        or (len(value) > 1 and value.startswith("0"))
     ):
-        raise InvalidRequest("A Cliniko id must be a string of 1 to 19 digits.")
+        return None
     return value
 
 
 def format_datetime(value: datetime) -> str:
     """Format an aware datetime as Cliniko wants it: UTC, seconds, ``Z``.
 
-    Sub-second precision is dropped; the API stores whole seconds.
+    Sub-second precision is dropped (truncated); the API stores whole seconds.
+    Use this for values that are written; filter bounds go through
+    :func:`format_datetime_bound`, which rounds per operator instead.
 
     Raises:
         InvalidRequest: the datetime is naive (its instant would be a guess).
@@ -114,6 +170,34 @@ def format_datetime(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidRequest("Date-times sent to Cliniko must be timezone-aware.")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_datetime_bound(operator: str, value: datetime) -> str:
+    """Format a date-time filter bound, rounding a fraction so the comparison stays exact.
+
+    Cliniko takes whole-second values and stores whole-second times, so for a
+    stored time ``s`` (a whole second) and a bound ``t + f`` (``t`` whole,
+    ``0 < f < 1``):
+
+    * ``s >= t+f``  holds exactly when ``s >= t+1``: round **up**;
+    * ``s <  t+f``  holds exactly when ``s <  t+1`` (i.e. ``s <= t``): round **up**;
+    * ``s >  t+f``  holds exactly when ``s >  t`` (i.e. ``s >= t+1``): round **down**;
+    * ``s <= t+f``  holds exactly when ``s <= t``: round **down**.
+
+    Truncating everything (the old behaviour) was wrong for ``>=`` and ``<``:
+    ``>= t+0.5s`` became ``>= t`` and matched a row at exactly ``t``. A bound
+    without a fraction is sent unchanged.
+
+    Raises:
+        InvalidRequest: the datetime is naive, or the operator takes no bound.
+    """
+    if operator not in _ROUND_UP and operator not in _ROUND_DOWN:
+        raise InvalidRequest(f"Operator {operator!r} takes no date-time bound.")
+    text = format_datetime(value)  # validates awareness
+    if value.microsecond and operator in _ROUND_UP:
+        whole = value.astimezone(UTC).replace(microsecond=0)
+        text = format_datetime(whole + timedelta(seconds=1))
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +219,10 @@ class Filter:
 class FilterSpec:
     """The filters and sort keys one endpoint documents.
 
-    Sort keys default to the filterable non-array fields: Cliniko documents
-    sorting generically, and a field it indexes for filtering sorts too.
+    Sort keys default to the date-time filter fields plus ``id`` (an
+    inference; see the module docstring): the spec's ``sort`` parameter only
+    says "comma separated search fields" with the example ``created_at:desc``,
+    and these are the fields the client and the sandbox both accept.
     """
 
     endpoint: str
@@ -146,7 +232,7 @@ class FilterSpec:
     @classmethod
     def of(cls, endpoint: str, *, sortable: bool = True, **fields: FieldType) -> FilterSpec:
         """Build a spec from keyword arguments ``field=FieldType``."""
-        sort = frozenset(k for k, t in fields.items() if t is not FieldType.ARRAY)
+        sort = frozenset(k for k, t in fields.items() if t is FieldType.DATETIME) | {"id"}
         return cls(endpoint, MappingProxyType(fields), sort if sortable else frozenset())
 
     def where(self, field: str, operator: str, value: FilterValue = None) -> Filter:
@@ -207,7 +293,7 @@ def _format_value(kind: FieldType, operator: str, field: str, value: FilterValue
     if kind is FieldType.DATETIME:
         if not isinstance(value, datetime):
             raise bad("an aware datetime")
-        return format_datetime(value)
+        return format_datetime_bound(operator, value)
     if kind is FieldType.DATE:
         if isinstance(value, datetime):
             raise bad("a date, not a datetime")

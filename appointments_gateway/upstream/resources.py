@@ -10,6 +10,9 @@ Batching (``by_ids``) is what keeps N+1 fan-out inside the 200/min budget: ids
 are de-duplicated, split into chunks of at most 100 ids whose encoded query
 stays under :data:`MAX_BATCH_QUERY_CHARS`, fetched concurrently with
 ``per_page=100``, and merged into ``{id: record}``; unknown ids are absent.
+Ids above int64 max cannot exist upstream (and one would turn the whole batch
+into a 400), so they are dropped before anything is sent; a single ``get``
+of one raises :class:`InvalidRequest`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from urllib.parse import urlencode
 
 from . import filters as f
 from .errors import InvalidRequest, UpstreamProtocolError
-from .filters import Filter, FilterSpec, format_datetime, validate_id
+from .filters import Filter, FilterSpec, format_datetime, validate_batch_id, validate_id
 from .records import (
     AppointmentRecord,
     AppointmentTypeRecord,
@@ -212,8 +215,11 @@ class Resource(Generic[R]):
     ) -> dict[str, R]:
         """Fetch many records by id in as few requests as the limits allow.
 
-        Returns ``{id: record}``; ids Cliniko does not return (unknown, hidden)
-        are simply absent.
+        Returns ``{id: record}``; ids Cliniko does not return (unknown, hidden,
+        or above int64 max and so never sent) are simply absent.
+
+        Raises:
+            InvalidRequest: an id is malformed (not digits, leading zeros).
         """
         spec = self._endpoint.list_filters
         extra = [spec.where("archived_at", "*")] if include_archived else []
@@ -251,9 +257,7 @@ class Resource(Generic[R]):
     async def _by_ids(
         self, collection: str, ids: Iterable[str], filters: Sequence[Filter]
     ) -> dict[str, R]:
-        if isinstance(ids, str):
-            raise InvalidRequest("by_ids takes an iterable of ids, not one string.")
-        wanted = list(dict.fromkeys(validate_id(i) for i in ids))
+        wanted = _batch_ids(ids)
         if not wanted:
             return {}
         spec = self._endpoint.list_filters
@@ -272,6 +276,14 @@ class Resource(Generic[R]):
         # Key by each record's own id, and keep only what was asked for.
         wanted_set = set(wanted)
         return {rec.id: rec for page in pages for rec in page.items if rec.id in wanted_set}
+
+
+def _batch_ids(ids: Iterable[str]) -> list[str]:
+    """Validated, de-duplicated ids in order, without those above int64 max."""
+    if isinstance(ids, str):
+        raise InvalidRequest("by_ids takes an iterable of ids, not one string.")
+    valid = (validate_batch_id(i) for i in ids)
+    return list(dict.fromkeys(i for i in valid if i is not None))
 
 
 def _with_route(exc: UpstreamProtocolError, method: str, route: str) -> UpstreamProtocolError:
@@ -314,9 +326,7 @@ class PractitionersResource(Resource[PractitionerRecord]):
         self, ids: Iterable[str], *, include_archived: bool = False, filters: Sequence[Filter] = ()
     ) -> dict[str, PractitionerRecord]:
         """Active practitioners first, then the inactive list for any ids still missing."""
-        if isinstance(ids, str):
-            raise InvalidRequest("by_ids takes an iterable of ids, not one string.")
-        wanted = [validate_id(i) for i in ids]
+        wanted = _batch_ids(ids)
         found = await super().by_ids(wanted, include_archived=include_archived, filters=filters)
         missing = [i for i in wanted if i not in found]
         if missing:

@@ -10,7 +10,11 @@ import pytest
 from appointments_gateway.upstream import (
     APPOINTMENT_GET,
     APPOINTMENT_LIST,
+    APPOINTMENT_TYPE_LIST,
+    BUSINESS_LIST,
+    PATIENT_CASE_LIST,
     PATIENT_LIST,
+    PRACTITIONER_LIST,
     InvalidRequest,
     UpstreamNotFound,
 )
@@ -298,11 +302,6 @@ async def test_filters_and_sorts_the_client_refuses_never_reach_the_sandbox(sand
     assert session.stats.requests == 0 == sandbox.stats.total
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug: format_datetime truncates sub-second bounds, so starts_at >= t+0.5s "
-    "is sent as >= t and matches a row starting at t (the sandbox rounds >=/< up correctly)",
-)
 async def test_subsecond_lower_bound_excludes_a_row_starting_just_before_it(app, session):
     row = one(app, f"SELECT * FROM appointments WHERE account='a' AND {LIVE} ORDER BY id LIMIT 1")
     start = datetime.fromisoformat(row["starts_at"])
@@ -315,22 +314,86 @@ async def test_subsecond_lower_bound_excludes_a_row_starting_just_before_it(app,
     assert page.items == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client/sandbox disagree: FilterSpec.sort allows every non-array filter field "
-    "(practitioner_id, did_not_arrive...), the sandbox sorts only by date-times and id (400)",
-)
-async def test_every_sort_key_the_client_accepts_is_accepted_by_the_sandbox(session):
-    for key in sorted(APPOINTMENT_LIST.sort_fields):
-        await session.appointments.list(per_page=1, sort=[f"{key}:desc"])
+async def test_subsecond_bounds_keep_their_meaning_for_every_operator(app, session):
+    row = one(app, f"SELECT * FROM appointments WHERE account='a' AND {LIVE} ORDER BY id LIMIT 1")
+    start = datetime.fromisoformat(row["starts_at"])
+    half = timedelta(milliseconds=500)
+    # (operator, bound, does the row at `start` match?) - the answer on exact instants.
+    cases = [
+        (">=", start - half, True),
+        (">=", start + half, False),
+        (">", start - half, True),
+        (">", start + half, False),
+        ("<", start + half, True),
+        ("<", start - half, False),
+        ("<=", start + half, True),
+        ("<=", start - half, False),
+    ]
+    for operator, bound, matches in cases:
+        page = await session.appointments.list(
+            filters=[
+                APPOINTMENT_LIST.where("id", "=", str(row["id"])),
+                APPOINTMENT_LIST.where("starts_at", operator, bound),
+            ]
+        )
+        assert [r.id for r in page.items] == ([str(row["id"])] if matches else []), operator
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug: validate_id accepts 19-digit ids above int64 max; one such unknown id "
-    "in a by_ids batch makes the sandbox answer 400 and the whole batch raises UpstreamRejected",
-)
-async def test_by_ids_with_an_id_above_int64_still_returns_the_known_ones(app, session):
+LIST_RESOURCES = [
+    ("appointments", APPOINTMENT_LIST),
+    ("patients", PATIENT_LIST),
+    ("practitioners", PRACTITIONER_LIST),
+    ("businesses", BUSINESS_LIST),
+    ("appointment_types", APPOINTMENT_TYPE_LIST),
+    ("patient_cases", PATIENT_CASE_LIST),
+]
+
+
+@pytest.mark.parametrize(("attribute", "spec"), LIST_RESOURCES, ids=[a for a, _ in LIST_RESOURCES])
+async def test_every_sort_key_the_client_accepts_is_accepted_by_the_sandbox(
+    sandbox, session, attribute, spec
+):
+    resource = getattr(session, attribute)
+    assert "id" in spec.sort_fields
+    for key in sorted(spec.sort_fields):
+        for direction in ("asc", "desc"):
+            # The gateway always appends id as the final tie-breaker.
+            tie = "id:asc" if key == "id" else f"id:{direction}"
+            await resource.list(per_page=1, sort=[f"{key}:{direction}", tie])
+    assert sandbox.stats.total == 2 * len(spec.sort_fields)
+
+
+async def test_sort_with_id_tie_breaker_orders_pages_like_the_sandbox_store(app, session):
+    expected = [
+        str(r["id"])
+        for r in rows(
+            app,
+            f"SELECT id FROM appointments WHERE account='a' AND {LIVE} "
+            "ORDER BY starts_at DESC, id DESC LIMIT 100",
+        )
+    ]
+    page = await session.appointments.list(per_page=100, sort=["starts_at:desc", "id:desc"])
+    assert [r.id for r in page.items] == expected
+
+
+async def test_by_ids_with_an_id_above_int64_still_returns_the_known_ones(
+    app, sandbox, session, raw
+):
     known = str(scalar(app, f"SELECT id FROM appointments WHERE account='a' AND {LIVE}"))
-    found = await session.appointments.by_ids([known, "9999999999999999999"])
+    above = "9999999999999999999"  # 19 digits, above int64 max: cannot exist upstream
+    found = await session.appointments.by_ids([known, above])
     assert list(found) == [known]
+    assert sandbox.stats.total == 1
+
+    # Only out-of-range ids: nothing can match, so nothing is sent.
+    assert await session.appointments.by_ids([above, str(2**64)]) == {}
+    assert sandbox.stats.total == 1
+
+    # A single get of such an id is the caller's mistake, refused before a request.
+    with pytest.raises(InvalidRequest):
+        await session.appointments.get(above)
+    assert sandbox.stats.total == 1
+
+    # The sandbox really does refuse it: sending it would fail the whole batch.
+    response = await raw.get("individual_appointments", params={"q[]": f"id:={known},{above}"})
+    assert response.status_code == 400

@@ -166,6 +166,41 @@ async def test_sort_by_id_is_allowed(client: httpx.AsyncClient) -> None:
     assert ids == sorted(ids, reverse=True)
 
 
+async def test_sort_by_id_desc_on_every_list(client: httpx.AsyncClient) -> None:
+    for name in ("individual_appointments", *RELATED):
+        rows = (await client.get(f"/v1/{name}", params={"sort": "id:desc"})).json()[name]
+        ids = [int(r["id"]) for r in rows]
+        assert len(ids) > 1, name
+        assert ids == sorted(ids, reverse=True), name
+
+
+async def test_id_desc_as_the_final_tie_breaker(client: httpx.AsyncClient) -> None:
+    params: dict[str, Any] = {
+        "sort": "starts_at:desc,id:desc",
+        "per_page": 100,
+        "q[]": "starts_at:>=2025-03-10T00:00:00Z",
+    }
+    rows = (await client.get("/v1/individual_appointments", params=params)).json()
+    keys = [(a["starts_at"], int(a["id"])) for a in rows["individual_appointments"]]
+    assert len({s for s, _ in keys}) < len(keys)  # there really are ties
+    assert keys == sorted(keys, reverse=True)  # ties broken by id descending, not ascending
+
+
+async def test_a_repeated_sort_field_is_decided_by_its_first_occurrence(
+    client: httpx.AsyncClient,
+) -> None:
+    async def ids(sort: str) -> list[str]:
+        params: dict[str, Any] = {"sort": sort, "per_page": 100}
+        response = await client.get("/v1/individual_appointments", params=params)
+        assert response.status_code == 200, response.text
+        return [a["id"] for a in response.json()["individual_appointments"]]
+
+    assert await ids("starts_at:desc,starts_at:asc") == await ids("starts_at:desc")
+    assert await ids("starts_at:desc,id:desc,starts_at") == await ids("starts_at:desc,id:desc")
+    assert await ids("id:desc,id:asc") == await ids("id:desc")
+    assert await ids("id,id:desc") == await ids("id:asc")
+
+
 async def test_links_use_the_requests_own_host(app: Starlette) -> None:
     async with client_for(app) as c:
         c.base_url = httpx.URL("https://api.au9.example.org")

@@ -206,3 +206,65 @@ async def test_a_failed_chunk_fails_the_batch(
     session = make_client(respond).session(credential)
     with pytest.raises(UpstreamNotFound):
         await session.patients.by_ids([str(n) for n in range(100, 300)])
+
+
+ABOVE_INT64 = "9223372036854775808"
+
+
+async def test_batch_drops_ids_above_int64_without_sending_them(
+    make_client: ClientFactory, credential: Credential
+) -> None:
+    def respond(request: httpx.Request) -> httpx.Response:
+        rows = [example_appointment(id=i) for i in ids_of(request)]
+        return json_response(200, {"individual_appointments": rows, "total_entries": len(rows)})
+
+    recorder = Recorder(respond)
+    session = make_client(recorder).session(credential)
+    found = await session.appointments.by_ids(["1", ABOVE_INT64, "9999999999999999999", BIG])
+    assert set(found) == {"1", BIG}
+    assert ids_of(recorder.last) == ["1", BIG]
+    assert len(recorder.requests) == 1
+
+
+async def test_batch_of_only_ids_above_int64_sends_nothing(
+    make_client: ClientFactory, credential: Credential
+) -> None:
+    recorder = Recorder(echo("patients"))
+    session = make_client(recorder).session(credential)
+    assert await session.patients.by_ids([ABOVE_INT64, str(2**64)]) == {}
+    assert recorder.requests == []
+
+
+async def test_practitioners_batch_drops_ids_above_int64_from_both_lists(
+    make_client: ClientFactory, credential: Credential
+) -> None:
+    recorder = Recorder(echo("practitioners", known=set()))
+    session = make_client(recorder).session(credential)
+    assert await session.practitioners.by_ids(["1", ABOVE_INT64]) == {}
+    assert [(r.url.path, ids_of(r)) for r in recorder.requests] == [
+        ("/v1/practitioners", ["1"]),
+        ("/v1/practitioners/inactive", ["1"]),
+    ]
+
+
+@pytest.mark.parametrize("ids", [["1", "007"], ["1", ""], [ABOVE_INT64, "x"]])
+async def test_batch_still_refuses_malformed_ids(
+    make_client: ClientFactory, credential: Credential, ids: list[str]
+) -> None:
+    recorder = Recorder(echo("patients"))
+    session = make_client(recorder).session(credential)
+    with pytest.raises(InvalidRequest):
+        await session.patients.by_ids(ids)
+    assert recorder.requests == []
+
+
+async def test_get_of_an_id_above_int64_is_refused_before_sending(
+    make_client: ClientFactory, credential: Credential
+) -> None:
+    recorder = Recorder(echo("patients"))
+    session = make_client(recorder).session(credential)
+    with pytest.raises(InvalidRequest):
+        await session.appointments.get(ABOVE_INT64)
+    with pytest.raises(InvalidRequest):
+        await session.patients.get(ABOVE_INT64)
+    assert recorder.requests == []

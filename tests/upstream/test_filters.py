@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -9,6 +11,7 @@ from appointments_gateway.upstream import (
     APPOINTMENT_GET,
     APPOINTMENT_LIST,
     BUSINESS_LIST,
+    PATIENT_CASE_GET,
     PATIENT_CASE_LIST,
     PATIENT_LIST,
     PRACTITIONER_GET,
@@ -18,7 +21,12 @@ from appointments_gateway.upstream import (
     format_datetime,
     validate_id,
 )
-from appointments_gateway.upstream.filters import OPERATORS
+from appointments_gateway.upstream.filters import (
+    APPOINTMENT_TYPE_LIST,
+    OPERATORS,
+    format_datetime_bound,
+    validate_batch_id,
+)
 
 AT = datetime(2024, 4, 2, 14, 45, 0, tzinfo=UTC)
 
@@ -69,9 +77,59 @@ def test_datetime_valueless_operators(op: str) -> None:
 
 def test_datetimes_are_converted_to_utc() -> None:
     melbourne = timezone(timedelta(hours=10))
-    local = datetime(2024, 4, 3, 0, 45, 30, 999_999, tzinfo=melbourne)
+    local = datetime(2024, 4, 3, 0, 45, 30, tzinfo=melbourne)
     assert q(APPOINTMENT_LIST, "starts_at", ">=", local) == "starts_at:>=2024-04-02T14:45:30Z"
-    assert format_datetime(local) == "2024-04-02T14:45:30Z"
+    assert format_datetime(local.replace(microsecond=999_999)) == "2024-04-02T14:45:30Z"
+
+
+# Bound t + 0.5s against whole-second data: what each operator must be sent as.
+_FRACTION = timedelta(milliseconds=500)
+
+
+@pytest.mark.parametrize(
+    ("op", "sent"),
+    [
+        (">=", "2024-04-02T14:45:01Z"),  # s >= t+0.5  <=>  s >= t+1   (up)
+        ("<", "2024-04-02T14:45:01Z"),  # s <  t+0.5  <=>  s <  t+1   (up)
+        (">", "2024-04-02T14:45:00Z"),  # s >  t+0.5  <=>  s >  t     (down)
+        ("<=", "2024-04-02T14:45:00Z"),  # s <= t+0.5  <=>  s <= t     (down)
+    ],
+)
+def test_subsecond_bounds_are_rounded_per_operator(op: str, sent: str) -> None:
+    assert q(APPOINTMENT_LIST, "starts_at", op, AT + _FRACTION) == f"starts_at:{op}{sent}"
+    assert format_datetime_bound(op, AT + _FRACTION) == sent
+
+
+@pytest.mark.parametrize("op", [">", ">=", "<", "<="])
+def test_subsecond_rounding_matches_exact_comparison_on_whole_seconds(op: str) -> None:
+    compare: Callable[[datetime, datetime], bool] = {
+        ">": operator.gt,
+        ">=": operator.ge,
+        "<": operator.lt,
+        "<=": operator.le,
+    }[op]
+    stored = [AT + timedelta(seconds=n) for n in range(-3, 4)]  # whole seconds around AT
+    for micro in (0, 1, 500_000, 999_999):
+        bound = AT + timedelta(microseconds=micro)
+        sent = datetime.fromisoformat(format_datetime_bound(op, bound))
+        assert [compare(s, sent) for s in stored] == [compare(s, bound) for s in stored], (
+            op,
+            micro,
+        )
+
+
+def test_subsecond_rounding_happens_in_utc_and_crosses_boundaries() -> None:
+    melbourne = timezone(timedelta(hours=10))
+    local = datetime(2025, 1, 1, 9, 59, 59, 1, tzinfo=melbourne)  # 2024-12-31T23:59:59Z
+    assert format_datetime_bound(">=", local) == "2025-01-01T00:00:00Z"
+    assert format_datetime_bound("<=", local) == "2024-12-31T23:59:59Z"
+
+
+def test_datetime_bounds_need_a_comparison_and_awareness() -> None:
+    with pytest.raises(InvalidRequest):
+        format_datetime_bound("*", AT)
+    with pytest.raises(InvalidRequest, match="timezone-aware"):
+        format_datetime_bound(">=", datetime(2024, 4, 2, 14, 45, 0, 500_000))
 
 
 def test_naive_datetimes_are_rejected() -> None:
@@ -197,12 +255,53 @@ def test_filter_values_are_never_echoed_in_errors_or_reprs() -> None:
 
 def test_sort_whitelist() -> None:
     assert APPOINTMENT_LIST.sort(["starts_at:desc", "id"]) == "starts_at:desc,id"
+    assert APPOINTMENT_LIST.sort(["starts_at:desc", "id:desc"]) == "starts_at:desc,id:desc"
     assert APPOINTMENT_LIST.sort(["updated_at:asc"]) == "updated_at:asc"
+    assert APPOINTMENT_LIST.sort(["id:desc"]) == "id:desc"
     for bad in (["patient_name"], ["starts_at:down"], "starts_at"):
         with pytest.raises(InvalidRequest):
             APPOINTMENT_LIST.sort(bad)
     with pytest.raises(InvalidRequest):
         BUSINESS_LIST.sort(["appointment_type_ids"])  # arrays do not sort
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (APPOINTMENT_LIST, "practitioner_id"),
+        (APPOINTMENT_LIST, "did_not_arrive"),
+        (PATIENT_LIST, "last_name"),
+        (PATIENT_LIST, "date_of_birth"),
+        (PRACTITIONER_LIST, "active"),
+        (PATIENT_CASE_LIST, "issue_date"),
+    ],
+)
+def test_filterable_fields_that_are_not_date_times_do_not_sort(spec: Any, field: str) -> None:
+    assert field in spec.fields
+    with pytest.raises(InvalidRequest):
+        spec.sort([field])
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        APPOINTMENT_LIST,
+        PATIENT_LIST,
+        PRACTITIONER_LIST,
+        BUSINESS_LIST,
+        APPOINTMENT_TYPE_LIST,
+        PATIENT_CASE_LIST,
+    ],
+)
+def test_sort_fields_are_the_date_times_and_id(spec: Any) -> None:
+    date_times = {f for f, t in spec.fields.items() if t is FieldType.DATETIME}
+    assert spec.sort_fields == date_times | {"id"}
+
+
+def test_get_endpoints_do_not_sort() -> None:
+    assert APPOINTMENT_GET.sort_fields == frozenset() == PATIENT_CASE_GET.sort_fields
+    with pytest.raises(InvalidRequest):
+        APPOINTMENT_GET.sort(["id"])
 
 
 def test_filters_are_bound_to_their_endpoint() -> None:
@@ -212,14 +311,43 @@ def test_filters_are_bound_to_their_endpoint() -> None:
         APPOINTMENT_LIST.check([patient_filter])
 
 
-@pytest.mark.parametrize("value", ["1", "0", 7, "9223372036854775807"])
+@pytest.mark.parametrize("value", ["1", "0", 7, "9223372036854775807", 9223372036854775807])
 def test_validate_id_accepts_digit_strings(value: Any) -> None:
     assert validate_id(value) == str(value)
+    assert validate_batch_id(value) == str(value)
 
 
-@pytest.mark.parametrize(
-    "value", ["", "abc", "1/2", "../1", "١٢", "²", "12345678901234567890", -1, True, 1.0, None]
-)
+MALFORMED_IDS = ["", "abc", "1/2", "../1", "١٢", "²", "007", "00", " 1", "+1", -1, True, 1.0, None]
+ABOVE_INT64 = [
+    "9223372036854775808",
+    "9999999999999999999",
+    "12345678901234567890",
+    pytest.param("9" * 10_000, id="10000-digits"),  # beyond int()'s digit limit: no ValueError
+    2**63,
+]
+
+
+@pytest.mark.parametrize("value", [*MALFORMED_IDS, *ABOVE_INT64])
 def test_validate_id_rejects_everything_else(value: Any) -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest) as info:
         validate_id(value)
+    if isinstance(value, str) and value:
+        assert value not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ABOVE_INT64)
+def test_validate_batch_id_drops_ids_above_int64(value: Any) -> None:
+    assert validate_batch_id(value) is None
+
+
+@pytest.mark.parametrize("value", MALFORMED_IDS)
+def test_validate_batch_id_still_rejects_malformed_ids(value: Any) -> None:
+    with pytest.raises(InvalidRequest):
+        validate_batch_id(value)
+
+
+def test_numeric_filters_refuse_ids_above_int64() -> None:
+    with pytest.raises(InvalidRequest):
+        APPOINTMENT_LIST.where("patient_id", "=", ["1", "9223372036854775808"])
+    with pytest.raises(InvalidRequest):
+        APPOINTMENT_LIST.where("id", ">", "9223372036854775808")
