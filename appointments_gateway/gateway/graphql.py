@@ -69,7 +69,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         upstream: UpstreamClient = request.state.upstream
-        return Context(request=request, upstream=upstream.session(self._credential(request)))
+        return Context.for_session(request, upstream.session(self._credential(request)))
 
 
 def _unauthenticated(message: str) -> Response:

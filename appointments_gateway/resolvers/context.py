@@ -1,24 +1,41 @@
 """The per-request ``Context`` every resolver receives.
 
 A new one is built for every GraphQL request: it holds the upstream session bound to the
-caller's credential, so request counts, loaders and anything cached in them can never be
-shared between two callers (a shared cache would leak one clinic's patients to another).
+caller's credential and that request's dataloaders, so request counts, loaders and
+anything cached in them can never be shared between two callers (a shared cache would
+leak one clinic's patients to another).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from appointments_gateway.upstream import ClinikoSession
+from appointments_gateway.resolvers.loaders import Loaders
+from appointments_gateway.resolvers.pagination import Slice
+from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
 
 __all__ = ["Context"]
 
 
 @dataclass(slots=True)
 class Context:
-    """What a resolver may use: the HTTP request and this caller's upstream session."""
+    """What a resolver may use: the HTTP request, the upstream session and its loaders."""
 
     request: HTTPConnection
     upstream: ClinikoSession
+    loaders: Loaders
+    #: Cursors whose anchor row had moved (rows inserted or removed between two page
+    #: requests), reported in ``extensions.pagination`` so clients can tell.
+    drifted_pages: list[dict[str, object]] = field(default_factory=list)
+
+    @classmethod
+    def for_session(cls, request: HTTPConnection, session: ClinikoSession) -> Context:
+        return cls(request=request, upstream=session, loaders=Loaders(session))
+
+    def note_page(self, window: Slice[AppointmentRecord]) -> None:
+        """Remember a page whose cursor anchor had moved or vanished."""
+        status = window.anchor_status
+        if status in ("moved", "lost"):
+            self.drifted_pages.append({"anchor": status, "drift": window.drift})

@@ -1,0 +1,246 @@
+"""Appointments under many parents at once (``patients { appointments(first: 3) }``).
+
+Each ``Patient.appointments`` field asks this loader for its own page; the ids asked
+in one tick are served together:
+
+1. Parents that ask the same question (same filter, order and ``first``, no cursor)
+   share ONE list call, ``q[]=patient_id:=a,b,c`` (up to 100 parents), sorted as asked.
+   Filtering a sorted list by parent keeps each parent's rows in order, so when the
+   combined result is complete each parent's page, ``totalCount`` and ``hasNextPage``
+   are exact, and its cursors are the same ones a single-parent request would issue.
+2. The combined result is completed (its other pages fetched concurrently) when it
+   needs no more pages than there are parents (falling back would cost at least that
+   many requests) and at most ``MAX_COMBINED_PAGES``.
+3. When it is not complete, its first page is still the start of every parent's own
+   list: a parent with more than ``first`` rows in it is served from it (its page and
+   ``hasNextPage`` are exact) unless the query selects ``totalCount``, which only a
+   complete list or the parent's own request can tell.
+4. Every other parent, and windows with a cursor or ``last`` (offsets are per parent),
+   get their own paginated request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from aiodataloader import DataLoader
+
+from appointments_gateway.resolvers.criteria import AppointmentCriteria
+from appointments_gateway.resolvers.errors import BadUserInput, GatewayError, translate_upstream
+from appointments_gateway.resolvers.pagination import (
+    DEFAULT_FIRST,
+    MAX_PAGE_SIZE,
+    MAX_WINDOW,
+    Edge,
+    Fetched,
+    PageRequest,
+    PaginationError,
+    Slice,
+    encode_cursor,
+    paginate,
+    scope_key,
+)
+from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
+
+__all__ = ["MAX_COMBINED_PAGES", "ChildrenKey", "ChildrenLoader", "appointments_page"]
+
+#: The most pages of one combined list fetched to complete it (latency and memory bound).
+MAX_COMBINED_PAGES = 10
+_MAX_PARENTS_PER_CALL = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ChildrenKey:
+    """One parent's request: its id, the filter/order without the parent, the window."""
+
+    column: str  # patient_id, practitioner_id or business_id
+    parent_id: str
+    criteria: AppointmentCriteria
+    first: int | None
+    after: str | None
+    last: int | None
+    before: str | None
+    need_items: bool = True
+    need_total: bool = True
+
+    @property
+    def combinable(self) -> bool:
+        return self.after is None and self.before is None and self.last is None
+
+    def parent_criteria(self) -> AppointmentCriteria:
+        return self.criteria.with_parent(self.column, [self.parent_id])
+
+    def scope(self) -> str:
+        return scope_key(*self.parent_criteria().scope(self.column, self.parent_id))
+
+
+async def appointments_page(
+    session: ClinikoSession,
+    criteria: AppointmentCriteria,
+    *,
+    scope: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    need_items: bool = True,
+    has_rows: bool = True,
+) -> Slice[AppointmentRecord]:
+    """One connection page of the appointments matching ``criteria``."""
+    filters = criteria.filters()
+
+    async def fetch(request: PageRequest) -> Fetched[AppointmentRecord]:
+        if not has_rows or criteria.matches_nothing:
+            return Fetched(items=(), total_entries=0)
+        with translate_upstream():
+            page = await session.appointments.list(
+                page=request.page,
+                per_page=request.per_page,
+                filters=filters,
+                sort=criteria.sort(reverse=request.reverse),
+            )
+        return Fetched(items=page.items, total_entries=page.total_entries)
+
+    try:
+        return await paginate(
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            scope=scope,
+            fetch=fetch,
+            key=_record_id,
+            need_items=need_items,
+        )
+    except PaginationError as exc:
+        raise BadUserInput(str(exc)) from None
+
+
+def _record_id(record: AppointmentRecord) -> str:
+    return record.id
+
+
+_Outcome = Slice[AppointmentRecord] | GatewayError
+
+
+class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
+    """Per-request loader of per-parent appointment pages; see the module docstring."""
+
+    def __init__(self, session: ClinikoSession) -> None:
+        super().__init__()
+        self._session = session
+
+    async def batch_load_fn(self, keys: list[ChildrenKey]) -> list[Slice[AppointmentRecord]]:
+        outcomes: dict[ChildrenKey, _Outcome] = {}
+        groups: dict[tuple[object, ...], list[ChildrenKey]] = defaultdict(list)
+        singles: list[ChildrenKey] = []
+        for key in dict.fromkeys(keys):
+            if key.combinable and (key.first is None or 1 <= key.first <= MAX_WINDOW):
+                group = (key.column, key.criteria, key.first, key.need_items, key.need_total)
+                groups[group].append(key)
+            else:
+                singles.append(key)
+        jobs = [self._single(key, outcomes) for key in singles]
+        for members in groups.values():
+            if len(members) == 1:
+                jobs.append(self._single(members[0], outcomes))
+                continue
+            for start in range(0, len(members), _MAX_PARENTS_PER_CALL):
+                jobs.append(
+                    self._combined(members[start : start + _MAX_PARENTS_PER_CALL], outcomes)
+                )
+        await asyncio.gather(*jobs)
+        # aiodataloader rejects just the keys whose value is an exception.
+        return cast("list[Slice[AppointmentRecord]]", [outcomes[key] for key in keys])
+
+    async def _single(self, key: ChildrenKey, outcomes: dict[ChildrenKey, _Outcome]) -> None:
+        try:
+            outcomes[key] = await appointments_page(
+                self._session,
+                key.parent_criteria(),
+                scope=key.scope(),
+                first=key.first,
+                after=key.after,
+                last=key.last,
+                before=key.before,
+                need_items=key.need_items,
+            )
+        except GatewayError as exc:
+            outcomes[key] = exc
+
+    async def _combined(
+        self, keys: Sequence[ChildrenKey], outcomes: dict[ChildrenKey, _Outcome]
+    ) -> None:
+        head = keys[0]
+        n = head.first if head.first is not None else DEFAULT_FIRST
+        try:
+            combined = head.criteria.with_parent(head.column, [k.parent_id for k in keys])
+            rows, complete = await self._combined_rows(
+                combined, max_pages=min(len(keys), MAX_COMBINED_PAGES)
+            )
+        except GatewayError as exc:
+            for key in keys:
+                outcomes[key] = exc
+            return
+        by_parent: dict[str, list[AppointmentRecord]] = defaultdict(list)
+        for row in rows:
+            parent = getattr(row, head.column)
+            if parent is not None:
+                by_parent[parent].append(row)
+        fallback: list[ChildrenKey] = []
+        for key in keys:
+            own = by_parent.get(key.parent_id, [])
+            if not complete and (key.need_total or len(own) <= n):
+                fallback.append(key)
+                continue
+            scope = key.scope()
+            shown = own[:n] if key.need_items else []
+            outcomes[key] = Slice(
+                edges=[
+                    Edge(encode_cursor(offset, row.id, scope), row, offset)
+                    for offset, row in enumerate(shown)
+                ],
+                has_previous_page=False,
+                has_next_page=len(own) > n,
+                # Only read when complete: need_total forces the fallback otherwise.
+                total_count=len(own),
+                requests=0,
+                drift=None,
+                realigned=True,
+            )
+        await asyncio.gather(*(self._single(key, outcomes) for key in fallback))
+
+    async def _combined_rows(
+        self, criteria: AppointmentCriteria, *, max_pages: int
+    ) -> tuple[list[AppointmentRecord], bool]:
+        """The rows of ``criteria`` in order, and whether that is all of them.
+
+        All of them when they fit in ``max_pages`` pages; else the first page.
+        """
+        if criteria.matches_nothing:
+            return [], True
+        filters = criteria.filters()
+        sort = criteria.sort()
+        appointments = self._session.appointments
+        with translate_upstream():
+            first = await appointments.list(
+                page=1, per_page=MAX_PAGE_SIZE, filters=filters, sort=sort
+            )
+            rows = list(first.items)
+            pages = math.ceil(first.total_entries / MAX_PAGE_SIZE)
+            if pages > max_pages:
+                return rows, False
+            rest = await asyncio.gather(
+                *(
+                    appointments.list(page=p, per_page=MAX_PAGE_SIZE, filters=filters, sort=sort)
+                    for p in range(2, pages + 1)
+                )
+            )
+        for page in rest:
+            rows.extend(page.items)
+        return rows, True

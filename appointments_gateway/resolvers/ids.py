@@ -1,0 +1,69 @@
+"""Relay global ids and the raw Cliniko ids behind them.
+
+A global id is ``base64("Appointment:1390726237298631770")``, the Relay convention, so
+any Relay client can refetch a node with ``node(id:)``.  Arguments that name a known type
+(``appointment(id:)``, ``filter.patientIds``) also take the raw Cliniko id, because
+that is what people copy from Cliniko's UI.  Raw ids stay strings: they exceed 2^53.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from appointments_gateway.resolvers.errors import BadUserInput
+
+__all__ = ["NODE_TYPES", "parse_global_id", "parse_id", "to_global_id"]
+
+#: The GraphQL type names that are Relay nodes.
+NODE_TYPES = frozenset(
+    {"Appointment", "Patient", "Practitioner", "Business", "AppointmentType", "PatientCase"}
+)
+
+_RAW_ID = re.compile(r"[0-9]{1,20}")
+_MAX_INT64 = 2**63 - 1
+
+
+def to_global_id(type_name: str, raw_id: str) -> str:
+    return base64.b64encode(f"{type_name}:{raw_id}".encode()).decode("ascii")
+
+
+def _is_raw(value: str) -> bool:
+    return _RAW_ID.fullmatch(value) is not None and int(value) <= _MAX_INT64
+
+
+def parse_global_id(value: str) -> tuple[str, str]:
+    """``(type name, raw id)`` of a global id; ``BadUserInput`` when it is not one."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    type_name, _, raw = decoded.partition(":")
+    if type_name not in NODE_TYPES or not _is_raw(raw):
+        raise BadUserInput(
+            f"{value[:64]!r} is not a valid global id (expected the 'id' of an Appointment, "
+            "Patient, Practitioner, Business, AppointmentType or PatientCase)."
+        )
+    return type_name, raw
+
+
+def parse_id(value: str, type_name: str, *, argument: str = "id") -> str:
+    """The raw Cliniko id named by ``value``, given as a global id or as the raw id."""
+    value = value.strip()
+    if _is_raw(value):
+        return value
+    try:
+        found_type, raw = parse_global_id(value)
+    except BadUserInput:
+        raise BadUserInput(
+            f"{argument}: {value[:64]!r} is neither a {type_name} global id nor a Cliniko id "
+            "(digits only).",
+            argument=argument,
+        ) from None
+    if found_type != type_name:
+        raise BadUserInput(
+            f"{argument}: the id belongs to a {found_type}, not a {type_name}.",
+            argument=argument,
+        )
+    return raw
