@@ -1,4 +1,4 @@
-"""Aliases shared by every schema module."""
+"""The `Info` alias every resolver takes: typed access to the per-request `Context`."""
 
 from __future__ import annotations
 

@@ -1,16 +1,33 @@
-"""The root ``Query`` type.
-
-Until the read side lands this only reports the gateway's version; the appointments
-fields of DESIGN.md §4 are added here, kept thin, with their logic in ``resolvers/``.
-"""
+"""The root ``Query`` type: thin fields over ``schema/loading.py``."""
 
 from __future__ import annotations
+
+from typing import Annotated, Any
 
 import strawberry
 
 from appointments_gateway import __version__
+from appointments_gateway.resolvers.errors import BadUserInput
+from appointments_gateway.resolvers.ids import parse_global_id, parse_id
+from appointments_gateway.schema import loading
+from appointments_gateway.schema.info import Info
+from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
+from appointments_gateway.schema.types import (
+    Appointment,
+    AppointmentConnection,
+    AppointmentType,
+    Business,
+    Node,
+    Patient,
+    Practitioner,
+)
 
 __all__ = ["Query"]
+
+#: ``nodes(ids:)`` takes at most this many ids per call.
+MAX_NODES = 100
+
+_ID = strawberry.argument(description="A global id, or the raw Cliniko id.")
 
 
 @strawberry.type(description="The entry points for reading appointments and related records.")
@@ -18,3 +35,101 @@ class Query:
     @strawberry.field(description="The version of the gateway serving this request.")
     def version(self) -> str:
         return __version__
+
+    @strawberry.field(description="Any object by its global id (Relay).")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        type_name, raw_id = parse_global_id(id)
+        result: Node = await loading.lookup(info, type_name, raw_id)
+        return result
+
+    @strawberry.field(
+        description=f"Objects by global id, in the order given (at most {MAX_NODES}); one "
+        "batched upstream call per type. A missing object is null with a NOT_FOUND error."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global ids.")],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise BadUserInput(f"nodes: at most {MAX_NODES} ids per call, got {len(ids)}.")
+        result: list[Any] = await loading.nodes_by_global_id(info, ids)
+        return result
+
+    @strawberry.field(description="One appointment, including cancelled and archived ones.")
+    async def appointment(
+        self, info: Info, id: Annotated[strawberry.ID, _ID]
+    ) -> Appointment | None:
+        result: Appointment = await loading.lookup(info, "Appointment", parse_id(id, "Appointment"))
+        return result
+
+    @strawberry.field(
+        description="Appointments matching a filter, in pages (Relay). Cancelled and archived "
+        "ones are left out unless the filter asks for them."
+    )
+    async def appointments(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None,
+            strawberry.argument(description="Return the first N items (1–500) after `after`."),
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return items after this cursor.")
+        ] = None,
+        last: Annotated[
+            int | None,
+            strawberry.argument(description="Return the last N items (1–500) before `before`."),
+        ] = None,
+        before: Annotated[
+            str | None, strawberry.argument(description="Return items before this cursor.")
+        ] = None,
+        filter: Annotated[
+            AppointmentFilter | None, strawberry.argument(description="Which appointments.")
+        ] = None,
+        order_by: Annotated[
+            list[AppointmentOrder] | None,
+            strawberry.argument(description="Sort order; default `startsAt` ascending."),
+        ] = None,
+    ) -> AppointmentConnection:
+        return await loading.appointment_connection(
+            info,
+            to_criteria(filter, order_by),
+            scope=("appointments",),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
+
+    @strawberry.field(description="One patient, including archived ones.")
+    async def patient(self, info: Info, id: Annotated[strawberry.ID, _ID]) -> Patient | None:
+        result: Patient = await loading.lookup(info, "Patient", parse_id(id, "Patient"))
+        return result
+
+    @strawberry.field(description="One practitioner, active or not.")
+    async def practitioner(
+        self, info: Info, id: Annotated[strawberry.ID, _ID]
+    ) -> Practitioner | None:
+        result: Practitioner = await loading.lookup(
+            info, "Practitioner", parse_id(id, "Practitioner")
+        )
+        return result
+
+    @strawberry.field(description="One business (clinic location).")
+    async def business(self, info: Info, id: Annotated[strawberry.ID, _ID]) -> Business | None:
+        result: Business = await loading.lookup(info, "Business", parse_id(id, "Business"))
+        return result
+
+    @strawberry.field(description="One appointment type.")
+    async def appointment_type(
+        self, info: Info, id: Annotated[strawberry.ID, _ID]
+    ) -> AppointmentType | None:
+        result: AppointmentType = await loading.lookup(
+            info, "AppointmentType", parse_id(id, "AppointmentType")
+        )
+        return result

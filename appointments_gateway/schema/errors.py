@@ -1,0 +1,48 @@
+"""Error masking: expected errors keep their message and code; anything else is masked.
+
+A resolver raises a ``GatewayError`` for everything it expects (bad input, not found,
+upstream faults), and those reach the client as they are, with ``extensions.code``.
+Anything else is a bug: its message could carry a record, so the client sees only
+``INTERNAL_SERVER_ERROR``.  Parse and validation errors (no original error) are the
+client's document at fault, reported as ``BAD_USER_INPUT`` with graphql-core's message.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from appointments_gateway.resolvers.errors import GatewayError
+
+__all__ = ["GatewayErrors"]
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    return isinstance(error.original_error, GatewayError)
+
+
+class GatewayErrors(MaskErrors):
+    """Masks unexpected errors and gives every error an ``extensions.code``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            should_mask_error=lambda error: (
+                error.original_error is not None and not _is_expected(error)
+            ),
+            error_message="Internal server error.",
+        )
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            original = error.original_error
+            if isinstance(original, GatewayError):
+                error.extensions = {**(error.extensions or {}), **original.extensions}
+            elif not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+        return processed

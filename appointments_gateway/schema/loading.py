@@ -1,0 +1,366 @@
+"""How the schema's resolvers fetch: connections, lookups, and related rows per page.
+
+The central idea (PERFORMANCE.md §9): a resolver that produces appointments looks at
+what the query selects below them, loads each selected relation for *all* of them at
+once (one ``load_many`` per relation, so one ``q[]=id:=…`` call each), and builds the
+objects with those rows attached.  The ``patient``/``practitioner``/… fields are then
+sync lookups.  A relation selected only for ``id``/``clinikoId`` is answered from the
+link in the appointment row: no call at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.types.nodes import Selection
+
+from appointments_gateway.resolvers.children import ChildrenKey, appointments_page
+from appointments_gateway.resolvers.criteria import AppointmentCriteria, OrderKey
+from appointments_gateway.resolvers.errors import GatewayError, NotFound
+from appointments_gateway.resolvers.ids import parse_global_id
+from appointments_gateway.resolvers.loaders import Loaders, RecordLoader
+from appointments_gateway.resolvers.pagination import Slice, scope_key
+from appointments_gateway.schema.info import Info
+from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
+from appointments_gateway.schema.selection import (
+    field_names,
+    fields_named,
+    needs_more_than_id,
+    sub_selections,
+)
+from appointments_gateway.schema.types import (
+    Appointment,
+    AppointmentConnection,
+    AppointmentEdge,
+    AppointmentType,
+    Business,
+    PageInfo,
+    Patient,
+    PatientCase,
+    Practitioner,
+    stub,
+)
+from appointments_gateway.upstream import AppointmentRecord
+
+__all__ = [
+    "Related",
+    "appointment_connection",
+    "lookup",
+    "nodes_by_global_id",
+    "parent_connection",
+    "prepare_appointments",
+    "repeats_connection",
+]
+
+_APPOINTMENT = frozenset({"Appointment", "Node"})
+_CONNECTION = frozenset({"AppointmentConnection"})
+_EDGE = frozenset({"AppointmentEdge"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Relation:
+    attribute: str  # the id attribute on AppointmentRecord
+    loader: str  # the attribute on Loaders
+    type_names: frozenset[str]  # fragments that apply to the related object
+    build: Callable[[Any], Any]
+
+
+RELATIONS: dict[str, _Relation] = {
+    "patient": _Relation(
+        "patient_id", "patients", frozenset({"Patient", "Node"}), Patient.from_record
+    ),
+    "practitioner": _Relation(
+        "practitioner_id",
+        "practitioners",
+        frozenset({"Practitioner", "Node"}),
+        Practitioner.from_record,
+    ),
+    "business": _Relation(
+        "business_id", "businesses", frozenset({"Business", "Node"}), Business.from_record
+    ),
+    "appointmentType": _Relation(
+        "appointment_type_id",
+        "appointment_types",
+        frozenset({"AppointmentType", "Node"}),
+        AppointmentType.from_record,
+    ),
+    "patientCase": _Relation(
+        "patient_case_id",
+        "patient_cases",
+        frozenset({"PatientCase", "Node"}),
+        PatientCase.from_record,
+    ),
+    "repeatedFrom": _Relation("repeated_from_id", "appointments", _APPOINTMENT, lambda r: r),
+}
+
+#: node(id) and the root lookups: GraphQL type → (loader attribute, builder).
+NODE_LOADERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "Patient": ("patients", Patient.from_record),
+    "Practitioner": ("practitioners", Practitioner.from_record),
+    "Business": ("businesses", Business.from_record),
+    "AppointmentType": ("appointment_types", AppointmentType.from_record),
+    "PatientCase": ("patient_cases", PatientCase.from_record),
+    "Appointment": ("appointments", lambda r: r),
+}
+
+
+class Related:
+    """The related objects prefetched for one batch of appointments.
+
+    ``one()`` is what the relation fields call: the prebuilt object, an id-only stub,
+    the error that loading the relation raised (so it nulls that field, not the list),
+    or, for a relation the look-ahead did not foresee, a load through the loader.
+    """
+
+    __slots__ = ("built", "errors", "loaders", "stubs")
+
+    def __init__(self, loaders: Loaders) -> None:
+        self.loaders = loaders
+        self.built: dict[str, dict[str, Any]] = {}
+        self.stubs: set[str] = set()
+        self.errors: dict[str, GatewayError] = {}
+
+    def one(self, relation: str, raw_id: str | None) -> Any:
+        if raw_id is None:
+            return None
+        error = self.errors.get(relation)
+        if error is not None:
+            raise error
+        built = self.built.get(relation)
+        if built is not None:
+            found = built.get(raw_id)
+            if found is None:
+                raise NotFound(f"The linked {relation} was not found.")
+            return found
+        if relation in self.stubs:
+            return stub(relation, raw_id)
+        return self._load(relation, raw_id)
+
+    async def _load(self, relation: str, raw_id: str) -> Any:
+        spec = RELATIONS[relation]
+        loader: RecordLoader[Any] = getattr(self.loaders, spec.loader)
+        record = await loader.get(raw_id)
+        if record is None:
+            raise NotFound(f"The linked {relation} was not found.")
+        if relation == "repeatedFrom":
+            return Appointment.from_record(record, Related(self.loaders))
+        return spec.build(record)
+
+
+async def prepare_appointments(
+    loaders: Loaders, records: Sequence[AppointmentRecord], selections: Sequence[Selection]
+) -> list[Appointment]:
+    """Build appointments with every relation the selection asks for loaded in one batch."""
+    related = Related(loaders)
+    pending: list[tuple[str, list[Selection], Awaitable[dict[str, Any]]]] = []
+    for relation, spec in RELATIONS.items():
+        fields = fields_named(selections, relation, _APPOINTMENT)
+        if not fields:
+            continue
+        ids = sorted({i for r in records if (i := getattr(r, spec.attribute)) is not None})
+        below = sub_selections(fields)
+        if not ids:
+            related.built[relation] = {}
+        elif relation != "repeatedFrom" and not needs_more_than_id(below, spec.type_names):
+            related.stubs.add(relation)
+        else:
+            loader: RecordLoader[Any] = getattr(loaders, spec.loader)
+            pending.append((relation, below, _keyed(ids, loader.get_many(ids))))
+    if pending:
+        outcomes = await asyncio.gather(*(job for _, _, job in pending), return_exceptions=True)
+        for (relation, below, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, GatewayError):
+                related.errors[relation] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif relation == "repeatedFrom":
+                parents = await prepare_appointments(loaders, list(outcome.values()), below)
+                related.built[relation] = {p.record.id: p for p in parents}
+            else:
+                build = RELATIONS[relation].build
+                related.built[relation] = {i: build(r) for i, r in outcome.items()}
+    return [Appointment.from_record(record, related) for record in records]
+
+
+async def _keyed(ids: list[str], loading: Awaitable[list[Any]]) -> dict[str, Any]:
+    rows = await loading
+    return {i: row for i, row in zip(ids, rows, strict=True) if row is not None}
+
+
+def _node_selections(selected: Sequence[Selection]) -> tuple[list[Selection], bool]:
+    """What the query selects on the nodes of a connection, and whether it needs rows.
+
+    Only ``totalCount`` selected: one ``per_page=1`` request tells it.
+    """
+    below = sub_selections(selected)
+    nodes = sub_selections(fields_named(below, "nodes", _CONNECTION))
+    edges = sub_selections(fields_named(below, "edges", _CONNECTION))
+    nodes += sub_selections(fields_named(edges, "node", _EDGE))
+    needs_rows = bool(field_names(below, _CONNECTION) - {"totalCount", "__typename"})
+    return nodes, needs_rows
+
+
+async def appointment_connection(
+    info: Info,
+    criteria: AppointmentCriteria,
+    *,
+    scope: tuple[object, ...],
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    has_rows: bool = True,
+) -> AppointmentConnection:
+    """One page of appointments matching ``criteria``, with what is selected below it."""
+    context = info.context
+    node_selections, needs_rows = _node_selections(info.selected_fields)
+    window = await appointments_page(
+        context.upstream,
+        criteria,
+        scope=scope_key(*criteria.scope(*scope)),
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        need_items=needs_rows,
+        has_rows=has_rows,
+    )
+    context.note_page(window)
+    return await _connection(context.loaders, window, node_selections)
+
+
+async def _connection(
+    loaders: Loaders, window: Slice[AppointmentRecord], node_selections: Sequence[Selection]
+) -> AppointmentConnection:
+    records = [edge.node for edge in window.edges]
+    for record in records:
+        loaders.appointments.remember(record.id, record)
+    nodes = await prepare_appointments(loaders, records, node_selections) if records else []
+    edges = [
+        AppointmentEdge(cursor=edge.cursor, node=node)
+        for edge, node in zip(window.edges, nodes, strict=True)
+    ]
+    return AppointmentConnection(
+        edges=edges,
+        nodes=nodes,
+        page_info=PageInfo(
+            has_next_page=window.has_next_page,
+            has_previous_page=window.has_previous_page,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=window.total_count,
+    )
+
+
+async def parent_connection(
+    info: Info,
+    column: str,
+    parent_id: str,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    filter: AppointmentFilter | None,
+    order_by: Sequence[AppointmentOrder] | None,
+) -> AppointmentConnection:
+    """The appointments of one patient, practitioner or business.
+
+    Goes through the children loader, so the same field under many parents is served
+    by one combined list call where it can be (``resolvers/children.py``).
+    """
+    context = info.context
+    node_selections, needs_rows = _node_selections(info.selected_fields)
+    needs_total = "totalCount" in field_names(sub_selections(info.selected_fields), _CONNECTION)
+    window = await context.loaders.children.load(
+        ChildrenKey(
+            column=column,
+            parent_id=parent_id,
+            criteria=to_criteria(filter, order_by),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            need_items=needs_rows,
+            need_total=needs_total,
+        )
+    )
+    context.note_page(window)
+    return await _connection(context.loaders, window, node_selections)
+
+
+async def repeats_connection(
+    info: Info,
+    record: AppointmentRecord,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> AppointmentConnection:
+    """The repeats of a series' first appointment; no call when the row says it has none."""
+    criteria = AppointmentCriteria(repeated_from_id=record.id, order=(OrderKey("starts_at"),))
+    return await appointment_connection(
+        info,
+        criteria,
+        scope=("repeats", record.id),
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        has_rows=record.has_repeats,
+    )
+
+
+async def lookup(info: Info, type_name: str, raw_id: str) -> Any:
+    """One record by its raw id, as its GraphQL object; ``NotFound`` when missing."""
+    found = await _load_nodes(info, [(type_name, raw_id)])
+    result = found[0]
+    if result is None:
+        raise NotFound(f"No {type_name} with id {raw_id} was found.")
+    return result
+
+
+async def nodes_by_global_id(info: Info, global_ids: Sequence[str]) -> list[Any]:
+    """Objects for ``nodes(ids:)``: one batched call per type; a missing one nulls its item."""
+    parsed = [parse_global_id(value) for value in global_ids]
+    found = await _load_nodes(info, parsed)
+    return [
+        obj if obj is not None else _missing(type_name, raw_id)
+        for obj, (type_name, raw_id) in zip(found, parsed, strict=True)
+    ]
+
+
+async def _missing(type_name: str, raw_id: str) -> None:
+    raise NotFound(f"No {type_name} with id {raw_id} was found.")
+
+
+async def _load_nodes(info: Info, wanted: Iterable[tuple[str, str]]) -> list[Any]:
+    loaders = info.context.loaders
+    wanted = list(wanted)
+    loads = []
+    for type_name, raw_id in wanted:
+        loader: RecordLoader[Any] = getattr(loaders, NODE_LOADERS[type_name][0])
+        loads.append(loader.get(raw_id))
+    records = await asyncio.gather(*loads)
+    appointments = [
+        r for (t, _), r in zip(wanted, records, strict=True) if t == "Appointment" and r
+    ]
+    prepared: dict[str, Appointment] = {}
+    if appointments:
+        selections = sub_selections(info.selected_fields)
+        built = await prepare_appointments(loaders, appointments, selections)
+        prepared = {a.record.id: a for a in built}
+    out: list[Any] = []
+    for (type_name, _), record in zip(wanted, records, strict=True):
+        if record is None:
+            out.append(None)
+        elif type_name == "Appointment":
+            out.append(prepared[record.id])
+        else:
+            out.append(NODE_LOADERS[type_name][1](record))
+    return out

@@ -1,0 +1,515 @@
+"""The object types: appointments, the records they link to, and their connections.
+
+Scalar fields are plain attributes copied from the upstream record when the object is
+built, so graphql-core resolves them on its fast path with no resolver call.  Related
+objects are answered by small *sync* resolvers from what the list resolver prefetched
+for the whole page (see ``schema/loading.py``); only connections and ``hasConflicts``
+are ``async``, and only run when selected.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Protocol, cast
+
+import strawberry
+
+from appointments_gateway.resolvers.ids import to_global_id
+from appointments_gateway.schema.enums import (
+    AppointmentStatus,
+    CancellationReason,
+    RepeatType,
+    cancellation_reason_for,
+    repeat_type_for,
+)
+from appointments_gateway.schema.info import Info
+from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder
+from appointments_gateway.upstream import (
+    AppointmentRecord,
+    AppointmentTypeRecord,
+    BusinessRecord,
+    PatientCaseRecord,
+    PatientRecord,
+    PractitionerRecord,
+)
+
+__all__ = [
+    "Appointment",
+    "AppointmentConnection",
+    "AppointmentEdge",
+    "AppointmentType",
+    "Business",
+    "Cancellation",
+    "Node",
+    "PageInfo",
+    "Patient",
+    "PatientCase",
+    "Practitioner",
+    "RepeatRule",
+]
+
+
+class RelatedLookup(Protocol):
+    """What an appointment asks for its related objects (``schema.loading.Related``)."""
+
+    def one(self, relation: str, raw_id: str | None) -> Any: ...
+
+
+_FIRST = strawberry.argument(description="Return the first N items (1–500) after `after`.")
+_AFTER = strawberry.argument(description="Return items after this cursor.")
+_LAST = strawberry.argument(description="Return the last N items (1–500) before `before`.")
+_BEFORE = strawberry.argument(description="Return items before this cursor.")
+_FILTER = strawberry.argument(description="Which appointments to return.")
+_ORDER = strawberry.argument(
+    description="Sort order; ties are broken by id. Default: `startsAt` ascending."
+)
+
+
+@strawberry.interface(description="An object with a Relay global id, refetchable with `node`.")
+class Node:
+    id: strawberry.ID = strawberry.field(
+        description="The Relay global id: opaque, stable, accepted by `node(id:)`."
+    )
+
+
+@strawberry.type(description="Pagination state of a connection (Relay).")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items exist after the last edge.")
+    has_previous_page: bool = strawberry.field(
+        description="More items exist before the first edge."
+    )
+    start_cursor: str | None = strawberry.field(description="The first edge's cursor.")
+    end_cursor: str | None = strawberry.field(description="The last edge's cursor.")
+
+
+@strawberry.type(description="Why and when an appointment was cancelled.")
+class Cancellation:
+    reason: CancellationReason | None = strawberry.field(
+        description="The reason, or `UNKNOWN` for a code this gateway does not know."
+    )
+    reason_code: int | None = strawberry.field(description="Cliniko's numeric reason code.")
+    description: str | None = strawberry.field(description="Cliniko's text for the reason.")
+    note: str | None = strawberry.field(description="Free-text note given when cancelling.")
+    cancelled_at: datetime | None = strawberry.field(description="When it was cancelled.")
+
+
+@strawberry.type(description="How a repeating appointment repeats.")
+class RepeatRule:
+    repeat_type: RepeatType | None = strawberry.field(description="Daily, weekly or monthly.")
+    repeating_interval: int | None = strawberry.field(
+        description="Every N days, weeks or months (1–100)."
+    )
+    number_of_repeats: int | None = strawberry.field(
+        description="How many appointments follow the first one (1–51)."
+    )
+
+
+def _status(record: AppointmentRecord) -> AppointmentStatus:
+    if record.deleted_at is not None:
+        return AppointmentStatus.DELETED
+    if record.archived_at is not None:
+        return AppointmentStatus.ARCHIVED
+    if record.cancelled_at is not None:
+        return AppointmentStatus.CANCELLED
+    if record.did_not_arrive:
+        return AppointmentStatus.DID_NOT_ARRIVE
+    if record.patient_arrived:
+        return AppointmentStatus.ARRIVED
+    return AppointmentStatus.BOOKED
+
+
+@strawberry.type(description="One individual appointment: a patient booked with a practitioner.")
+class Appointment(Node):
+    cliniko_id: strawberry.ID = strawberry.field(
+        description="Cliniko's own id (an int64, as a string)."
+    )
+    starts_at: datetime = strawberry.field(description="When it starts (UTC).")
+    ends_at: datetime = strawberry.field(description="When it ends (UTC).")
+    status: AppointmentStatus = strawberry.field(
+        description="Derived from the timestamps and flags, in order: deleted, archived, "
+        "cancelled, did not arrive, arrived, booked."
+    )
+    notes: str | None = strawberry.field(description="Appointment notes.")
+    patient_name: str | None = strawberry.field(
+        description="The patient's name as stored on the appointment (no patient lookup)."
+    )
+    telehealth_url: str | None = strawberry.field(
+        description="The practitioner's telehealth link; Cliniko fills it even when the "
+        "appointment type has telehealth off (check `appointmentType.telehealthEnabled`)."
+    )
+    booking_ip_address: str | None = strawberry.field(
+        description="The IP address of an online booking."
+    )
+    did_not_arrive: bool | None = strawberry.field(description="Marked as did not arrive.")
+    patient_arrived: bool | None = strawberry.field(description="The patient arrived.")
+    email_reminder_sent: bool | None = strawberry.field(description="An e-mail reminder was sent.")
+    sms_reminder_sent: bool | None = strawberry.field(description="An SMS reminder was sent.")
+    has_patient_appointment_notes: bool | None = strawberry.field(
+        description="The patient has appointment notes."
+    )
+    online_booking_policy_accepted: bool | None = strawberry.field(
+        description="The online booking policy was accepted."
+    )
+    invoice_status: int | None = strawberry.field(
+        description="Cliniko's invoice status code: 10 open, 20 paid, 30 closed, 40 open credit."
+    )
+    treatment_note_status: int | None = strawberry.field(
+        description="Cliniko's treatment note status code: 10 draft, 90 final."
+    )
+    cancellation: Cancellation | None = strawberry.field(
+        description="Why and when it was cancelled; null unless cancelled."
+    )
+    repeat_rule: RepeatRule | None = strawberry.field(
+        description="How it repeats; null unless it starts a repeating series."
+    )
+    created_at: datetime = strawberry.field(description="When it was booked.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+    archived_at: datetime | None = strawberry.field(description="When it was archived.")
+    cancelled_at: datetime | None = strawberry.field(description="When it was cancelled.")
+    deleted_at: datetime | None = strawberry.field(description="When it was deleted (legacy).")
+
+    record: strawberry.Private[AppointmentRecord]
+    related: strawberry.Private[RelatedLookup]
+
+    @classmethod
+    def from_record(cls, record: AppointmentRecord, related: RelatedLookup) -> Appointment:
+        cancellation = None
+        if record.cancelled_at is not None or record.cancellation_reason is not None:
+            cancellation = Cancellation(
+                reason=cancellation_reason_for(record.cancellation_reason),
+                reason_code=record.cancellation_reason,
+                description=record.cancellation_reason_description,
+                note=record.cancellation_note,
+                cancelled_at=record.cancelled_at,
+            )
+        rule = record.repeat_rule
+        return cls(
+            id=strawberry.ID(to_global_id("Appointment", record.id)),
+            cliniko_id=strawberry.ID(record.id),
+            starts_at=record.starts_at,
+            ends_at=record.ends_at,
+            status=_status(record),
+            notes=record.notes,
+            patient_name=record.patient_name,
+            telehealth_url=record.telehealth_url,
+            booking_ip_address=record.booking_ip_address,
+            did_not_arrive=record.did_not_arrive,
+            patient_arrived=record.patient_arrived,
+            email_reminder_sent=record.email_reminder_sent,
+            sms_reminder_sent=record.sms_reminder_sent,
+            has_patient_appointment_notes=record.has_patient_appointment_notes,
+            online_booking_policy_accepted=record.online_booking_policy_accepted,
+            invoice_status=record.invoice_status,
+            treatment_note_status=record.treatment_note_status,
+            cancellation=cancellation,
+            repeat_rule=None
+            if rule is None
+            else RepeatRule(
+                repeat_type=repeat_type_for(rule.repeat_type),
+                repeating_interval=rule.repeating_interval,
+                number_of_repeats=rule.number_of_repeats,
+            ),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            archived_at=record.archived_at,
+            cancelled_at=record.cancelled_at,
+            deleted_at=record.deleted_at,
+            record=record,
+            related=related,
+        )
+
+    @strawberry.field(description="The patient booked (one batched lookup per page).")
+    def patient(self) -> Patient | None:
+        return cast("Patient | None", self.related.one("patient", self.record.patient_id))
+
+    @strawberry.field(description="The practitioner seeing the patient.")
+    def practitioner(self) -> Practitioner | None:
+        return cast(
+            "Practitioner | None", self.related.one("practitioner", self.record.practitioner_id)
+        )
+
+    @strawberry.field(description="The business (clinic location) it takes place at.")
+    def business(self) -> Business | None:
+        return cast("Business | None", self.related.one("business", self.record.business_id))
+
+    @strawberry.field(description="The appointment type (service, duration, colour).")
+    def appointment_type(self) -> AppointmentType | None:
+        return cast(
+            "AppointmentType | None",
+            self.related.one("appointmentType", self.record.appointment_type_id),
+        )
+
+    @strawberry.field(description="The patient case it belongs to, if any.")
+    def patient_case(self) -> PatientCase | None:
+        return cast(
+            "PatientCase | None", self.related.one("patientCase", self.record.patient_case_id)
+        )
+
+    @strawberry.field(description="The first appointment of the series this one repeats.")
+    def repeated_from(self) -> Appointment | None:
+        return cast(
+            "Appointment | None", self.related.one("repeatedFrom", self.record.repeated_from_id)
+        )
+
+    @strawberry.field(
+        description="The appointments that repeat this one, in start order (empty unless it "
+        "starts a series; costs no upstream call then)."
+    )
+    async def repeats(
+        self,
+        info: Info,
+        first: Annotated[int | None, _FIRST] = None,
+        after: Annotated[str | None, _AFTER] = None,
+        last: Annotated[int | None, _LAST] = None,
+        before: Annotated[str | None, _BEFORE] = None,
+    ) -> AppointmentConnection:
+        from appointments_gateway.schema.loading import repeats_connection
+
+        return await repeats_connection(
+            info, self.record, first=first, after=after, last=last, before=before
+        )
+
+    @strawberry.field(
+        description="Whether another booking of the practitioner overlaps it. One upstream "
+        "call per appointment (Cliniko has no batch form), sent concurrently."
+    )
+    async def has_conflicts(self, info: Info) -> bool:
+        return await info.context.loaders.conflicts.get(self.record.id)
+
+
+@strawberry.type(description="An edge of an appointment connection.")
+class AppointmentEdge:
+    cursor: str = strawberry.field(description="Opaque cursor of this edge, for after/before.")
+    node: Appointment = strawberry.field(description="The appointment.")
+
+
+@strawberry.type(description="A page of appointments (Relay connection).")
+class AppointmentConnection:
+    edges: list[AppointmentEdge] = strawberry.field(description="The appointments with cursors.")
+    nodes: list[Appointment] = strawberry.field(description="The appointments, without cursors.")
+    page_info: PageInfo = strawberry.field(description="Where this page is in the whole list.")
+    total_count: int = strawberry.field(
+        description="How many appointments match in all (Cliniko's `total_entries`)."
+    )
+
+
+async def _parent_appointments(
+    info: Info,
+    column: str,
+    parent_id: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    filter: AppointmentFilter | None,
+    order_by: list[AppointmentOrder] | None,
+) -> AppointmentConnection:
+    from appointments_gateway.schema.loading import parent_connection
+
+    return await parent_connection(
+        info,
+        column,
+        parent_id,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        filter=filter,
+        order_by=order_by,
+    )
+
+
+@strawberry.type(description="A patient of the clinic.")
+class Patient(Node):
+    cliniko_id: strawberry.ID = strawberry.field(description="Cliniko's own id.")
+    first_name: str | None = strawberry.field(description="First name.")
+    last_name: str | None = strawberry.field(description="Last name.")
+    preferred_first_name: str | None = strawberry.field(description="Preferred first name.")
+    title: str | None = strawberry.field(description="Title, e.g. Dr.")
+    date_of_birth: date | None = strawberry.field(description="Date of birth.")
+    email: str | None = strawberry.field(description="E-mail address.")
+    time_zone: str | None = strawberry.field(description="The patient's IANA time zone.")
+    archived_at: datetime | None = strawberry.field(description="When the patient was archived.")
+
+    @classmethod
+    def from_record(cls, record: PatientRecord) -> Patient:
+        return cls(
+            id=strawberry.ID(to_global_id("Patient", record.id)),
+            cliniko_id=strawberry.ID(record.id),
+            first_name=record.first_name,
+            last_name=record.last_name,
+            preferred_first_name=record.preferred_first_name,
+            title=record.title,
+            date_of_birth=record.date_of_birth,
+            email=record.email,
+            time_zone=record.time_zone,
+            archived_at=record.archived_at,
+        )
+
+    @strawberry.field(description="The patient's appointments.")
+    async def appointments(
+        self,
+        info: Info,
+        first: Annotated[int | None, _FIRST] = None,
+        after: Annotated[str | None, _AFTER] = None,
+        last: Annotated[int | None, _LAST] = None,
+        before: Annotated[str | None, _BEFORE] = None,
+        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
+        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
+    ) -> AppointmentConnection:
+        return await _parent_appointments(
+            info, "patient_id", self.cliniko_id, first, after, last, before, filter, order_by
+        )
+
+
+@strawberry.type(description="A practitioner who sees patients.")
+class Practitioner(Node):
+    cliniko_id: strawberry.ID = strawberry.field(description="Cliniko's own id.")
+    first_name: str | None = strawberry.field(description="First name.")
+    last_name: str | None = strawberry.field(description="Last name.")
+    display_name: str | None = strawberry.field(description="Name shown to patients.")
+    title: str | None = strawberry.field(description="Title, e.g. Dr.")
+    designation: str | None = strawberry.field(description="Profession, e.g. Physiotherapist.")
+    active: bool | None = strawberry.field(description="Whether the practitioner is active.")
+
+    @classmethod
+    def from_record(cls, record: PractitionerRecord) -> Practitioner:
+        return cls(
+            id=strawberry.ID(to_global_id("Practitioner", record.id)),
+            cliniko_id=strawberry.ID(record.id),
+            first_name=record.first_name,
+            last_name=record.last_name,
+            display_name=record.display_name,
+            title=record.title,
+            designation=record.designation,
+            active=record.active,
+        )
+
+    @strawberry.field(description="The practitioner's appointments.")
+    async def appointments(
+        self,
+        info: Info,
+        first: Annotated[int | None, _FIRST] = None,
+        after: Annotated[str | None, _AFTER] = None,
+        last: Annotated[int | None, _LAST] = None,
+        before: Annotated[str | None, _BEFORE] = None,
+        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
+        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
+    ) -> AppointmentConnection:
+        return await _parent_appointments(
+            info, "practitioner_id", self.cliniko_id, first, after, last, before, filter, order_by
+        )
+
+
+@strawberry.type(description="A business: one location of the clinic.")
+class Business(Node):
+    cliniko_id: strawberry.ID = strawberry.field(description="Cliniko's own id.")
+    business_name: str | None = strawberry.field(description="The business's name.")
+    display_name: str | None = strawberry.field(description="Name shown to patients.")
+    time_zone: str | None = strawberry.field(description="Cliniko's time zone label.")
+    time_zone_identifier: str | None = strawberry.field(
+        description="IANA time zone; use it to show appointment times locally."
+    )
+
+    @classmethod
+    def from_record(cls, record: BusinessRecord) -> Business:
+        return cls(
+            id=strawberry.ID(to_global_id("Business", record.id)),
+            cliniko_id=strawberry.ID(record.id),
+            business_name=record.business_name,
+            display_name=record.display_name,
+            time_zone=record.time_zone,
+            time_zone_identifier=record.time_zone_identifier,
+        )
+
+    @strawberry.field(description="The appointments at this business.")
+    async def appointments(
+        self,
+        info: Info,
+        first: Annotated[int | None, _FIRST] = None,
+        after: Annotated[str | None, _AFTER] = None,
+        last: Annotated[int | None, _LAST] = None,
+        before: Annotated[str | None, _BEFORE] = None,
+        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
+        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
+    ) -> AppointmentConnection:
+        return await _parent_appointments(
+            info, "business_id", self.cliniko_id, first, after, last, before, filter, order_by
+        )
+
+
+@strawberry.type(description="A kind of appointment: service, duration and colour.")
+class AppointmentType(Node):
+    cliniko_id: strawberry.ID = strawberry.field(description="Cliniko's own id.")
+    name: str | None = strawberry.field(description="Name of the service.")
+    category: str | None = strawberry.field(description="Category.")
+    color: str | None = strawberry.field(description="Calendar colour, `#RRGGBB`.")
+    duration_in_minutes: int | None = strawberry.field(description="Default length.")
+    telehealth_enabled: bool | None = strawberry.field(
+        description="Whether appointments of this type are held by telehealth."
+    )
+
+    @classmethod
+    def from_record(cls, record: AppointmentTypeRecord) -> AppointmentType:
+        return cls(
+            id=strawberry.ID(to_global_id("AppointmentType", record.id)),
+            cliniko_id=strawberry.ID(record.id),
+            name=record.name,
+            category=record.category,
+            color=record.color,
+            duration_in_minutes=record.duration_in_minutes,
+            telehealth_enabled=record.telehealth_enabled,
+        )
+
+
+@strawberry.type(description="A patient case: a course of treatment appointments belong to.")
+class PatientCase(Node):
+    cliniko_id: strawberry.ID = strawberry.field(description="Cliniko's own id.")
+    name: str | None = strawberry.field(description="Name of the case.")
+    notes: str | None = strawberry.field(description="Notes on the case.")
+    issue_date: date | None = strawberry.field(description="When the case was opened.")
+    expiry_date: date | None = strawberry.field(description="When the case expires.")
+    closed_at: datetime | None = strawberry.field(description="When the case was closed.")
+
+    @classmethod
+    def from_record(cls, record: PatientCaseRecord) -> PatientCase:
+        return cls(
+            id=strawberry.ID(to_global_id("PatientCase", record.id)),
+            cliniko_id=strawberry.ID(record.id),
+            name=record.name,
+            notes=record.notes,
+            issue_date=record.issue_date,
+            expiry_date=record.expiry_date,
+            closed_at=record.closed_at,
+        )
+
+
+_STUB_TYPES: dict[str, Any] = {
+    "patient": Patient,
+    "practitioner": Practitioner,
+    "business": Business,
+    "appointmentType": AppointmentType,
+    "patientCase": PatientCase,
+}
+_STUB_DEFAULTS = {
+    relation: {
+        f.name: None for f in cls.__strawberry_definition__.fields if f.base_resolver is None
+    }
+    for relation, cls in _STUB_TYPES.items()
+}
+
+
+def stub(relation: str, raw_id: str) -> Any:
+    """An object answering only ``id``/``clinikoId``, built from a link: no upstream call.
+
+    Only used when the query selects nothing else of it, so its other fields, left
+    empty, are never read.
+    """
+    cls = _STUB_TYPES[relation]
+    return cls(
+        **{
+            **_STUB_DEFAULTS[relation],
+            "id": strawberry.ID(to_global_id(cls.__name__, raw_id)),
+            "cliniko_id": strawberry.ID(raw_id),
+        }
+    )

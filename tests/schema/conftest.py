@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+
+from appointments_gateway.gateway import create_app
+from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
+from appointments_gateway.settings import Settings
+
+ANCHOR = datetime(2025, 3, 10, tzinfo=UTC)
+SANDBOX_URL = "http://sandbox.test/v1"
+
+
+@dataclass
+class Gateway:
+    """The gateway over an in-process sandbox, with the sandbox's own counters at hand."""
+
+    http: httpx.AsyncClient
+    sandbox: Starlette
+    rest: httpx.AsyncClient
+
+    @property
+    def sandbox_requests(self) -> int:
+        total: int = self.sandbox.state.sandbox.stats.total
+        return total
+
+    def routes(self) -> dict[str, int]:
+        return dict(self.sandbox.state.sandbox.stats.by_route)
+
+    async def query(
+        self, document: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> dict[str, Any]:
+        """Run an operation; check the gateway's request count against the sandbox's."""
+        before = self.sandbox_requests
+        response = await self.http.post(
+            "/graphql", json={"query": document, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        assert body["extensions"]["upstream"]["requests"] == self.sandbox_requests - before
+        return body
+
+
+def make_sandbox(**knobs: Any) -> Starlette:
+    return create_sandbox_app(SandboxConfig(anchor=ANCHOR, rate_limit_per_minute=0, **knobs))
+
+
+@pytest.fixture
+def sandbox() -> Starlette:
+    return make_sandbox()
+
+
+@pytest.fixture
+async def gw(sandbox: Starlette) -> AsyncIterator[Gateway]:
+    app = create_app(
+        Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A),
+        upstream_transport=httpx.ASGITransport(app=sandbox),
+    )
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+        ) as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sandbox),
+            base_url=SANDBOX_URL + "/",
+            auth=(DEMO_KEY_A, ""),
+        ) as rest,
+    ):
+        yield Gateway(http=http, sandbox=sandbox, rest=rest)
