@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -66,6 +67,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson returns bytes, which Strawberry sends as they are (no str round trip).
+        return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         upstream: UpstreamClient = request.state.upstream

@@ -21,7 +21,6 @@ are not either, so the key only ever travels to its own shard's host.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import orjson
 
 from .credentials import Credential
 from .errors import UnsafeUserAgent, UpstreamProtocolError, error_for_response, translate_errors
@@ -265,7 +265,7 @@ def _decode(response: httpx.Response, method: str, route: str) -> Any:
     if response.status_code == 204 or not content.strip():
         return None
     try:
-        return json.loads(content)
+        return orjson.loads(content)
     except ValueError:
         raise UpstreamProtocolError(
             f"{method} {route}: the response body is not JSON", method=method, route=route
