@@ -13,9 +13,12 @@ from strawberry.asgi import GraphQL
 
 from appointments_gateway.gateway.credentials import MissingCredential, credential_from_request
 from appointments_gateway.resolvers.context import Context
+from appointments_gateway.schema.example import EXAMPLE_QUERY
 from appointments_gateway.upstream import Credential, UpstreamClient
 
 __all__ = ["GatewayGraphQL"]
+
+_EXAMPLE_START = "const EXAMPLE_QUERY = `"
 
 
 class GatewayGraphQL(GraphQL[Context, None]):
@@ -39,6 +42,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self._service_credential = service_credential
         self._forward_base_url = forward_base_url
+        self._ide_html: str | None = None
 
     def _credential(self, request: Request | WebSocket) -> Credential:
         if self._service_credential is not None:
@@ -67,6 +71,16 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """Strawberry's GraphiQL page, opening with our example operation."""
+        if self._ide_html is None:
+            html = super().graphql_ide_html
+            start = html.index(_EXAMPLE_START) + len(_EXAMPLE_START)
+            end = html.index("`;", start)
+            self._ide_html = html[:start] + EXAMPLE_QUERY + html[end:]
+        return self._ide_html
 
     def encode_json(self, data: object) -> bytes:
         # orjson returns bytes, which Strawberry sends as they are (no str round trip).

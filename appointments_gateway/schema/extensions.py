@@ -12,7 +12,7 @@ __all__ = ["UpstreamUsage"]
 
 
 class UpstreamUsage(SchemaExtension):
-    """Reports ``extensions.upstream``: what the operation cost the upstream.
+    """Reports ``extensions.upstream`` (what the operation cost) and cursor drift.
 
     Clients see how many of the caller's 200 requests per minute an operation used, and
     benchmarks compare the figure with the sandbox's own counters.  The numbers come from
@@ -26,9 +26,13 @@ class UpstreamUsage(SchemaExtension):
         if not isinstance(context, Context):
             return {}
         stats = context.upstream.stats
-        return {
+        results: dict[str, Any] = {
             "upstream": {
                 "requests": stats.requests,
                 "milliseconds": round(stats.seconds * 1000, 1),
             }
         }
+        if context.drifted_pages:
+            # Rows were inserted or removed before a cursor between two page requests.
+            results["pagination"] = {"driftedPages": context.drifted_pages}
+        return results

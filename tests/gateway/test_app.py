@@ -171,3 +171,18 @@ def create_sandbox_client(sandbox: Starlette, key: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sandbox), base_url=SANDBOX_URL + "/", auth=(key, "")
     )
+
+
+async def test_graphiql_opens_with_the_example_operation_and_it_runs(gateway):
+    from appointments_gateway.schema.example import EXAMPLE_QUERY
+
+    page = await gateway.get("/graphql", headers={"Accept": "text/html"})
+    assert EXAMPLE_QUERY in page.text
+    assert "Welcome to GraphiQL" not in page.text
+    body = (await gateway.post("/graphql", json={"query": EXAMPLE_QUERY})).json()
+    assert "errors" not in body
+    connection = body["data"]["appointments"]
+    assert len(connection["edges"]) == 10
+    assert connection["edges"][0]["node"]["patient"]["firstName"]
+    assert connection["pageInfo"]["hasNextPage"] is True
+    assert body["extensions"]["upstream"]["requests"] <= 6

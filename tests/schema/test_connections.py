@@ -224,3 +224,50 @@ async def test_legacy_covid_cancellations_read_as_covid_19_related(gw: Gateway):
             "description": "COVID-19 related",
         },
     }
+
+
+async def test_rows_inserted_before_the_cursor_cause_no_duplicate_and_are_reported(gw: Gateway):
+    first = await _page(gw, first=10)
+    seen = [e["node"]["clinikoId"] for e in first["edges"]]
+    template = (await gw.rest.get(f"individual_appointments/{seen[0]}")).json()
+
+    def link(name: str) -> str:
+        return str(template[name]["links"]["self"]).rsplit("/", 1)[1]
+
+    for minute in range(3):  # three rows that sort before every existing one
+        created = await gw.rest.post(
+            "individual_appointments",
+            json={
+                "starts_at": f"2000-01-01T09:0{minute}:00Z",
+                "patient_id": link("patient"),
+                "practitioner_id": link("practitioner"),
+                "business_id": link("business"),
+                "appointment_type_id": link("appointment_type"),
+            },
+        )
+        assert created.status_code == 201
+    body = await gw.query(PAGE, {"first": 10, "after": first["pageInfo"]["endCursor"]})
+    second = body["data"]["appointments"]
+    expected, total = await _rest_all(gw, [("sort", "starts_at,id")])
+    assert second["totalCount"] == total == first["totalCount"] + 3
+    second_ids = [e["node"]["clinikoId"] for e in second["edges"]]
+    assert not set(second_ids) & set(seen)
+    # the page continues right after the last row the client saw
+    assert second_ids == expected[expected.index(seen[-1]) + 1 :][: len(second_ids)]
+    assert body["extensions"]["pagination"] == {"driftedPages": [{"anchor": "moved", "drift": 3}]}
+
+
+async def test_a_cancellation_code_the_gateway_does_not_know_reads_as_unknown(gw: Gateway):
+    # Cliniko may add a reason code later: imitate that in the sandbox's own storage.
+    cancelled = await _page(gw, first=1, filter={"cancelled": "ONLY"})
+    target = cancelled["edges"][0]["node"]["clinikoId"]
+    gw.sandbox.state.sandbox.store.update_appointments([int(target)], {"cancellation_reason": 70})
+    body = await gw.query(
+        """query ($id: ID!) { appointment(id: $id) { status cancellation { reason reasonCode } } }""",
+        {"id": target},
+    )
+    assert "errors" not in body
+    assert body["data"]["appointment"] == {
+        "status": "CANCELLED",
+        "cancellation": {"reason": "UNKNOWN", "reasonCode": 70},
+    }
