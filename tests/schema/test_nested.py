@@ -242,3 +242,18 @@ async def test_a_large_combined_list_serves_parents_from_its_first_page_unless_c
             == uncounted["data"][alias]["appointments"]["nodes"]
         )
         assert counted["data"][alias]["appointments"]["totalCount"] == total
+
+
+async def test_an_appointment_fetched_by_a_list_is_not_fetched_again_by_id(gw: Gateway):
+    children, _ = await _rest_ids(gw, [("q[]", "repeated_from_id:?")])
+    child = (await gw.rest.get(f"individual_appointments/{children[0]}")).json()
+    origin = child["repeated_from"]["links"]["self"].rsplit("/", 1)[1]
+    body = await gw.query(
+        """query ($ids: [ID!]!) { appointments(filter: {ids: $ids}) {
+             nodes { clinikoId repeatedFrom { clinikoId startsAt } } } }""",
+        {"ids": [origin, children[0]]},
+    )
+    nodes = {n["clinikoId"]: n for n in body["data"]["appointments"]["nodes"]}
+    assert nodes[children[0]]["repeatedFrom"]["clinikoId"] == origin
+    # the origin came with the page, so the child's repeatedFrom needed no second call
+    assert body["extensions"]["upstream"]["requests"] == 1
