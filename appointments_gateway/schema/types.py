@@ -293,30 +293,37 @@ class AppointmentConnection:
     )
 
 
-async def _parent_appointments(
-    info: Info,
-    column: str,
-    parent_id: str,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    filter: AppointmentFilter | None,
-    order_by: list[AppointmentOrder] | None,
-) -> AppointmentConnection:
-    from appointments_gateway.schema.loading import parent_connection
+def _appointments_of(column: str, description: str) -> Any:
+    """The ``appointments`` connection field of a parent type (patient, practitioner, …).
 
-    return await parent_connection(
-        info,
-        column,
-        parent_id,
-        first=first,
-        after=after,
-        last=last,
-        before=before,
-        filter=filter,
-        order_by=order_by,
-    )
+    One resolver for the three parents; the parent's id comes from ``root``.
+    """
+
+    async def resolve(
+        root: Any,
+        info: Info,
+        first: Annotated[int | None, _FIRST] = None,
+        after: Annotated[str | None, _AFTER] = None,
+        last: Annotated[int | None, _LAST] = None,
+        before: Annotated[str | None, _BEFORE] = None,
+        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
+        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
+    ) -> AppointmentConnection:
+        from appointments_gateway.schema.loading import parent_connection
+
+        return await parent_connection(
+            info,
+            column,
+            root.cliniko_id,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+
+    return strawberry.field(resolver=resolve, description=description)
 
 
 @strawberry.type(description="A patient of the clinic.")
@@ -330,6 +337,9 @@ class Patient(Node):
     email: str | None = strawberry.field(description="E-mail address.")
     time_zone: str | None = strawberry.field(description="The patient's IANA time zone.")
     archived_at: datetime | None = strawberry.field(description="When the patient was archived.")
+    appointments: AppointmentConnection = _appointments_of(
+        "patient_id", "The patient's appointments."
+    )
 
     @classmethod
     def from_record(cls, record: PatientRecord) -> Patient:
@@ -346,21 +356,6 @@ class Patient(Node):
             archived_at=record.archived_at,
         )
 
-    @strawberry.field(description="The patient's appointments.")
-    async def appointments(
-        self,
-        info: Info,
-        first: Annotated[int | None, _FIRST] = None,
-        after: Annotated[str | None, _AFTER] = None,
-        last: Annotated[int | None, _LAST] = None,
-        before: Annotated[str | None, _BEFORE] = None,
-        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
-        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
-    ) -> AppointmentConnection:
-        return await _parent_appointments(
-            info, "patient_id", self.cliniko_id, first, after, last, before, filter, order_by
-        )
-
 
 @strawberry.type(description="A practitioner who sees patients.")
 class Practitioner(Node):
@@ -371,6 +366,9 @@ class Practitioner(Node):
     title: str | None = strawberry.field(description="Title, e.g. Dr.")
     designation: str | None = strawberry.field(description="Profession, e.g. Physiotherapist.")
     active: bool | None = strawberry.field(description="Whether the practitioner is active.")
+    appointments: AppointmentConnection = _appointments_of(
+        "practitioner_id", "The practitioner's appointments."
+    )
 
     @classmethod
     def from_record(cls, record: PractitionerRecord) -> Practitioner:
@@ -385,21 +383,6 @@ class Practitioner(Node):
             active=record.active,
         )
 
-    @strawberry.field(description="The practitioner's appointments.")
-    async def appointments(
-        self,
-        info: Info,
-        first: Annotated[int | None, _FIRST] = None,
-        after: Annotated[str | None, _AFTER] = None,
-        last: Annotated[int | None, _LAST] = None,
-        before: Annotated[str | None, _BEFORE] = None,
-        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
-        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
-    ) -> AppointmentConnection:
-        return await _parent_appointments(
-            info, "practitioner_id", self.cliniko_id, first, after, last, before, filter, order_by
-        )
-
 
 @strawberry.type(description="A business: one location of the clinic.")
 class Business(Node):
@@ -409,6 +392,9 @@ class Business(Node):
     time_zone: str | None = strawberry.field(description="Cliniko's time zone label.")
     time_zone_identifier: str | None = strawberry.field(
         description="IANA time zone; use it to show appointment times locally."
+    )
+    appointments: AppointmentConnection = _appointments_of(
+        "business_id", "The appointments at this business."
     )
 
     @classmethod
@@ -420,21 +406,6 @@ class Business(Node):
             display_name=record.display_name,
             time_zone=record.time_zone,
             time_zone_identifier=record.time_zone_identifier,
-        )
-
-    @strawberry.field(description="The appointments at this business.")
-    async def appointments(
-        self,
-        info: Info,
-        first: Annotated[int | None, _FIRST] = None,
-        after: Annotated[str | None, _AFTER] = None,
-        last: Annotated[int | None, _LAST] = None,
-        before: Annotated[str | None, _BEFORE] = None,
-        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
-        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
-    ) -> AppointmentConnection:
-        return await _parent_appointments(
-            info, "business_id", self.cliniko_id, first, after, last, before, filter, order_by
         )
 
 
