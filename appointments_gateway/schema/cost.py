@@ -1,0 +1,218 @@
+"""An upper bound on the upstream requests a GraphQL document will make, before it runs.
+
+Every caller shares a budget of 200 Cliniko requests per minute per key, so a document
+that would spend a large part of it is refused before it spends anything.  The bound
+follows what the resolvers really do after batching (``schema/loading.py``,
+``resolvers/children.py``, ``resolvers/pagination.py``), taking the worst case wherever
+the cost depends on data:
+
+* a connection page of ``n`` rows: 1 request at offset 0, 2 with a cursor (a window
+  at any offset needs at most two pages), ``ceil(n/100) + 1`` above 100 rows;
+  ``totalCount`` alone: 1;
+* the same connection under ``N`` parents: one combined list plus, in the worst case,
+  every parent's own request (``1 + N × page``); ``repeats`` and cursor windows: per
+  parent;
+* a relation of ``M`` appointments selected beyond its id: ``ceil(M/100)`` batched
+  lookups; a practitioner can cost one more (Cliniko lists inactive ones apart);
+  selected for ids only: 0;
+* ``hasConflicts``: one per appointment;
+* ``appointment``/``patient``/… and ``node``: 1; ``nodes``: one per type present (at
+  most six), plus the inactive-practitioner list;
+* a mutation: its write plus the read-back.
+
+The bound is computed on the AST with the operation's variables, so it costs microseconds
+and makes no call.  It must never be below what an operation really costs: the test
+helpers assert that for every operation the test suite runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    value_from_ast_untyped,
+)
+
+from appointments_gateway.resolvers.pagination import DEFAULT_FIRST, MAX_PAGE_SIZE, MAX_WINDOW
+
+__all__ = ["estimate_upstream_requests"]
+
+#: Relations resolved by one batched lookup per 100 parents.
+_BATCHED_RELATIONS = {"patient": 1, "business": 1, "appointmentType": 1, "patientCase": 1}
+#: Practitioners: the active list, then the inactive list for ids it lacked.
+_PRACTITIONER_LOOKUPS = 2
+_ID_ONLY = frozenset({"id", "clinikoId", "__typename"})
+_ROOT_LOOKUPS = frozenset({"appointment", "patient", "practitioner", "business", "appointmentType"})
+_NODE_TYPES = 6
+_MUTATION_COST = 2  # the write and the read-back of the changed appointment
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    fragments: Mapping[str, FragmentDefinitionNode]
+    variables: Mapping[str, Any]
+
+    def fields(self, selection_set: SelectionSetNode | None) -> list[FieldNode]:
+        """The fields of a selection set, fragments flattened (all type conditions)."""
+        out: list[FieldNode] = []
+        if selection_set is None:
+            return out
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                out.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                out.extend(self.fields(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is not None:
+                    out.extend(self.fields(fragment.selection_set))
+        return out
+
+    def argument(self, field: FieldNode, name: str) -> Any:
+        for argument in field.arguments or ():
+            if argument.name.value == name:
+                return value_from_ast_untyped(argument.value, self.variables)
+        return None
+
+    # --- costs ----------------------------------------------------------------------
+
+    def appointments(self, fields: list[FieldNode], count: int) -> int:
+        """Requests below ``count`` appointment objects selecting ``fields``."""
+        if count <= 0:
+            return 0
+        batches = math.ceil(count / MAX_PAGE_SIZE)
+        total = 0
+        for field in fields:
+            name = field.name.value
+            below = self.fields(field.selection_set)
+            wants_more = any(f.name.value not in _ID_ONLY for f in below)
+            if name in _BATCHED_RELATIONS and wants_more:
+                total += batches + self.record(below, count)
+            elif name == "practitioner" and wants_more:
+                total += _PRACTITIONER_LOOKUPS * batches + self.record(below, count)
+            elif name == "repeatedFrom":
+                total += batches + self.appointments(below, count)
+            elif name == "hasConflicts":
+                total += count
+            elif name == "repeats":
+                total += count * self.connection(field, parents=1)
+        return total
+
+    def record(self, fields: list[FieldNode], count: int) -> int:
+        """Requests below ``count`` patients, practitioners or businesses."""
+        return sum(
+            self.connection(field, parents=count)
+            for field in fields
+            if field.name.value == "appointments"
+        )
+
+    def window(self, field: FieldNode) -> tuple[int, bool]:
+        """The rows a connection field asks for, and whether a cursor positions them."""
+        first, last = self.argument(field, "first"), self.argument(field, "last")
+        size = first if isinstance(first, int) else last if isinstance(last, int) else None
+        size = DEFAULT_FIRST if size is None else size
+        if not 1 <= size <= MAX_WINDOW:
+            return 0, False  # refused before any request
+        cursor = self.argument(field, "after") is not None or (
+            self.argument(field, "before") is not None
+        )
+        return size, cursor or isinstance(last, int)
+
+    def connection(self, field: FieldNode, *, parents: int) -> int:
+        size, positioned = self.window(field)
+        if size == 0 or parents <= 0:
+            return 0
+        below = self.fields(field.selection_set)
+        names = {f.name.value for f in below}
+        if names <= {"totalCount", "__typename"}:
+            page = 1
+        elif size <= MAX_PAGE_SIZE:
+            page = 2 if positioned else 1
+        else:
+            page = math.ceil(size / MAX_PAGE_SIZE) + 1
+        if parents == 1 or positioned or field.name.value == "repeats":
+            requests = parents * page
+        else:
+            requests = 1 + parents * page  # the combined list, then every parent alone
+        nodes = [
+            node for f in below if f.name.value == "nodes" for node in self.fields(f.selection_set)
+        ] + [
+            node
+            for f in below
+            if f.name.value == "edges"
+            for edge in self.fields(f.selection_set)
+            if edge.name.value == "node"
+            for node in self.fields(edge.selection_set)
+        ]
+        return requests + self.appointments(nodes, parents * size)
+
+    def root(self, field: FieldNode) -> int:
+        name = field.name.value
+        below = self.fields(field.selection_set)
+        if name == "appointments":
+            return self.connection(field, parents=1)
+        if name in _ROOT_LOOKUPS or name == "node":
+            extra = _PRACTITIONER_LOOKUPS if name in ("practitioner", "node") else 1
+            return extra + self.appointments(below, 1) + self.record(below, 1)
+        if name == "nodes":
+            ids = self.argument(field, "ids")
+            count = len(ids) if isinstance(ids, list) else 0
+            lookups = min(count, _NODE_TYPES) + (1 if count else 0)
+            return lookups + self.appointments(below, count) + self.record(below, count)
+        return 0
+
+    def mutation(self, field: FieldNode) -> int:
+        below = self.fields(field.selection_set)
+        appointment = [
+            node
+            for f in below
+            if f.name.value == "appointment"
+            for node in self.fields(f.selection_set)
+        ]
+        return _MUTATION_COST + self.appointments(appointment, 1)
+
+
+def estimate_upstream_requests(
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> int:
+    """The most upstream requests executing ``document`` can make (see module docs)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return 0  # graphql-core refuses the document; nothing runs
+    operation = operations[0]
+    walk = _Walk(
+        fragments={
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        },
+        variables=_with_defaults(operation, variables or {}),
+    )
+    fields = walk.fields(operation.selection_set)
+    if operation.operation is OperationType.MUTATION:
+        return sum(walk.mutation(field) for field in fields)
+    return sum(walk.root(field) for field in fields)
+
+
+def _with_defaults(
+    operation: OperationDefinitionNode, variables: Mapping[str, Any]
+) -> dict[str, Any]:
+    values = dict(variables)
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if name not in values and definition.default_value is not None:
+            values[name] = value_from_ast_untyped(definition.default_value, {})
+    return values
