@@ -10,7 +10,7 @@ the cost depends on data:
   at any offset needs at most two pages), ``ceil(n/100) + 1`` above 100 rows;
   ``totalCount`` alone: 1;
 * the same connection under ``N`` parents: one combined list plus, in the worst case,
-  every parent's own request (``1 + N × page``); ``repeats`` and cursor windows: per
+  every parent's own request (``1 + N * page``); ``repeats`` and cursor windows: per
   parent;
 * a relation of ``M`` appointments selected beyond its id: ``ceil(M/100)`` batched
   lookups; a practitioner can cost one more (Cliniko lists inactive ones apart);
