@@ -82,7 +82,7 @@ class _Walk:
     def argument(self, field: FieldNode, name: str) -> Any:
         for argument in field.arguments or ():
             if argument.name.value == name:
-                return value_from_ast_untyped(argument.value, self.variables)
+                return value_from_ast_untyped(argument.value, dict(self.variables))
         return None
 
     # --- costs ----------------------------------------------------------------------
