@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint typecheck pytest e2e sandbox schema format clean
+.PHONY: help run test check lint typecheck pytest e2e sandbox schema format clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ e2e: $(STAMP) ## only the end-to-end tests that start the CLI and talk TCP
 
 sandbox: $(STAMP) ## run the sandbox Cliniko API alone (demo keys printed)
 	$(BIN)/appointments-gateway sandbox
+
+bench: $(STAMP) ## install, then run the benchmark suite (< 10 min; ARGS='--profile' adds a cProfile)
+	$(BIN)/python -m bench.run $(ARGS)
 
 schema: $(STAMP) ## regenerate schema.graphql from the code
 	$(BIN)/appointments-gateway schema > schema.graphql

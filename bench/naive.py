@@ -1,0 +1,147 @@
+"""Baseline (b): the gateway's schema with NO batching, to show what batching saves.
+
+Same object types, same pagination, same extensions (parser/validation caches, error
+masking, ``extensions.upstream``) and the same HTTP plumbing as the real gateway; the one
+difference is how an appointment's related objects are fetched.  Here every
+``patient``/``practitioner``/``business``/``appointmentType``/``patientCase``/
+``repeatedFrom`` field of every appointment sends its own ``GET /{collection}/{id}``: no
+dataloader, no de-duplication, no list-level prefetch.  That is the "N+1" design a
+straightforward resolver-per-field gateway ends up with: the calendar costs
+1 + 100 x 4 = 401 upstream requests instead of 5.
+
+Only the root ``appointments`` connection exists; the benchmark runs the calendar on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+
+from appointments_gateway.resolvers.children import appointments_page
+from appointments_gateway.resolvers.errors import NotFound, translate_upstream
+from appointments_gateway.resolvers.pagination import scope_key
+from appointments_gateway.schema.errors import GatewayErrors
+from appointments_gateway.schema.extensions import UpstreamUsage
+from appointments_gateway.schema.info import Info
+from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
+from appointments_gateway.schema.scalars import DateTime
+from appointments_gateway.schema.types import (
+    Appointment,
+    AppointmentConnection,
+    AppointmentEdge,
+    AppointmentType,
+    Business,
+    PageInfo,
+    Patient,
+    PatientCase,
+    Practitioner,
+)
+from appointments_gateway.upstream import ClinikoSession
+
+__all__ = ["NaiveRelated", "build_naive_schema"]
+
+
+class NaiveRelated:
+    """Answers each relation field with its own upstream GET, every time it is asked."""
+
+    __slots__ = ("_fetchers",)
+
+    def __init__(self, session: ClinikoSession) -> None:
+        self._fetchers: dict[str, Callable[[str], Awaitable[Any]]] = {
+            "patient": lambda i: _built(
+                session.patients.get(i, include_archived=True), Patient.from_record
+            ),
+            "practitioner": lambda i: _built(
+                session.practitioners.get(i), Practitioner.from_record
+            ),
+            "business": lambda i: _built(
+                session.businesses.get(i, include_archived=True), Business.from_record
+            ),
+            "appointmentType": lambda i: _built(
+                session.appointment_types.get(i, include_archived=True),
+                AppointmentType.from_record,
+            ),
+            "patientCase": lambda i: _built(
+                session.patient_cases.get(i, include_archived=True), PatientCase.from_record
+            ),
+            "repeatedFrom": lambda i: _built(
+                session.appointments.get(i, include_archived=True, include_cancelled=True),
+                lambda r: Appointment.from_record(r, self),
+            ),
+        }
+
+    def one(self, relation: str, raw_id: str | None) -> Any:
+        if raw_id is None:
+            return None
+        return self._fetchers[relation](raw_id)
+
+
+async def _built(fetch: Awaitable[Any], build: Callable[[Any], Any]) -> Any:
+    with translate_upstream():
+        record = await fetch
+    if record is None:  # pragma: no cover - get raises UpstreamNotFound instead
+        raise NotFound("The linked record was not found.")
+    return build(record)
+
+
+@strawberry.type(description="The naive baseline's entry point: one unbatched connection.")
+class NaiveQuery:
+    @strawberry.field(description="Appointments; related objects are fetched one by one.")
+    async def appointments(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: AppointmentFilter | None = None,
+        order_by: list[AppointmentOrder] | None = None,
+    ) -> AppointmentConnection:
+        session = info.context.upstream
+        criteria = to_criteria(filter, order_by)
+        window = await appointments_page(
+            session,
+            criteria,
+            scope=scope_key(*criteria.scope("appointments")),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+        )
+        related = NaiveRelated(session)
+        nodes = [Appointment.from_record(edge.node, related) for edge in window.edges]
+        edges = [
+            AppointmentEdge(cursor=edge.cursor, node=node)
+            for edge, node in zip(window.edges, nodes, strict=True)
+        ]
+        return AppointmentConnection(
+            edges=edges,
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=window.has_next_page,
+                has_previous_page=window.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=window.total_count,
+        )
+
+
+def build_naive_schema() -> strawberry.Schema:
+    """The naive schema, with the real schema's config and extensions."""
+    return strawberry.Schema(
+        query=NaiveQuery,
+        types=[Appointment, Patient, Practitioner, Business, AppointmentType, PatientCase],
+        config=StrawberryConfig(scalar_map={datetime: DateTime}),
+        extensions=[
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+            GatewayErrors,
+            UpstreamUsage,
+        ],
+    )
