@@ -2,9 +2,12 @@
 
 A resolver raises a ``GatewayError`` for everything it expects (bad input, not found,
 upstream faults), and those reach the client as they are, with ``extensions.code``.
-Anything else is a bug: its message could carry a record, so the client sees only
-``INTERNAL_SERVER_ERROR``.  Parse and validation errors (no original error) are the
-client's document at fault, reported as ``BAD_USER_INPUT`` with graphql-core's message.
+Anything else raised while resolving a field (it has a ``path``) is a bug: its message
+could carry a record, so the client sees only ``INTERNAL_SERVER_ERROR``.  Errors without
+a path are the client's request at fault, reported as ``BAD_USER_INPUT`` with
+graphql-core's message: parse and validation errors, and a variable or literal that a
+scalar refused (its ``ValueError`` is the original error, and its message is written
+for the caller, e.g. a ``DateTime`` without a time zone).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ class GatewayErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(
             should_mask_error=lambda error: (
-                error.original_error is not None and not _is_expected(error)
+                error.original_error is not None
+                and error.path is not None
+                and not _is_expected(error)
             ),
             error_message="Internal server error.",
         )

@@ -185,3 +185,18 @@ async def test_has_conflicts_is_only_fetched_when_selected(gw: Gateway):
     for node in body["data"]["appointments"]["nodes"][:3]:
         raw = (await gw.rest.get(f"individual_appointments/{node['clinikoId']}/conflicts")).json()
         assert node["hasConflicts"] is raw["conflicts"]["exist"]
+
+
+async def test_a_refused_datetime_is_bad_user_input_not_an_internal_error(gw: Gateway):
+    for document, variables in (
+        ('{ appointments(filter: {startsAt: {gte: "soon"}}) { totalCount } }', None),
+        (
+            "query($d: DateTime!) { appointments(filter: {startsAt: {gte: $d}}) { totalCount } }",
+            {"d": "2025-03-10T09:00:00"},  # no time zone
+        ),
+    ):
+        body = await gw.query(document, variables)
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", document
+        assert "DateTime" in error["message"]
+        assert gw.sandbox_requests == 0
