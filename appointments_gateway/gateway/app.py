@@ -22,6 +22,8 @@ from starlette.routing import Route
 
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz
+from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
+from appointments_gateway.resolvers.state import MemoryState
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
 from appointments_gateway.upstream import Credential, UpstreamClient
@@ -36,6 +38,8 @@ class State(TypedDict):
     """What the lifespan hands every request through ``request.state``."""
 
     upstream: UpstreamClient
+    #: Idempotency keys of creates; in memory, so one per process (DESIGN.md §7).
+    idempotency: Idempotency
 
 
 def create_app(
@@ -87,7 +91,11 @@ def create_app(
             timeout=settings.upstream_timeout,
             transport=upstream_transport,
         ) as upstream:
-            yield {"upstream": upstream}
+            # A waiter gives up on an in-flight create only after it surely ended: a POST
+            # takes at most its timeout per attempt, and connect failures are retried.
+            in_flight = max(DEFAULT_IN_FLIGHT_SECONDS, 4 * settings.upstream_timeout)
+            idempotency = Idempotency(MemoryState(), in_flight_seconds=in_flight)
+            yield {"upstream": upstream, "idempotency": idempotency}
 
     return Starlette(
         routes=[

@@ -88,7 +88,11 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         upstream: UpstreamClient = request.state.upstream
-        return Context.for_session(request, upstream.session(self._credential(request)))
+        return Context.for_session(
+            request,
+            upstream.session(self._credential(request)),
+            idempotency=request.state.idempotency,
+        )
 
 
 def _unauthenticated(message: str) -> Response:

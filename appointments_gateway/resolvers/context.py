@@ -3,7 +3,8 @@
 A new one is built for every GraphQL request: it holds the upstream session bound to the
 caller's credential and that request's dataloaders, so request counts, loaders and
 anything cached in them can never be shared between two callers (a shared cache would
-leak one clinic's patients to another).
+leak one clinic's patients to another).  The one process-wide thing it carries is the
+idempotency store, whose keys are scoped by credential fingerprint.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from appointments_gateway.resolvers.idempotency import Idempotency
 from appointments_gateway.resolvers.loaders import Loaders
 from appointments_gateway.resolvers.pagination import Slice
 from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
@@ -26,13 +28,19 @@ class Context:
     request: HTTPConnection
     upstream: ClinikoSession
     loaders: Loaders
+    #: Process-wide (built in the app's lifespan): idempotency keys of creates.
+    idempotency: Idempotency
     #: Cursors whose anchor row had moved (rows inserted or removed between two page
     #: requests), reported in ``extensions.pagination`` so clients can tell.
     drifted_pages: list[dict[str, object]] = field(default_factory=list)
 
     @classmethod
-    def for_session(cls, request: HTTPConnection, session: ClinikoSession) -> Context:
-        return cls(request=request, upstream=session, loaders=Loaders(session))
+    def for_session(
+        cls, request: HTTPConnection, session: ClinikoSession, *, idempotency: Idempotency
+    ) -> Context:
+        return cls(
+            request=request, upstream=session, loaders=Loaders(session), idempotency=idempotency
+        )
 
     def note_page(self, window: Slice[AppointmentRecord]) -> None:
         """Remember a page whose cursor anchor had moved or vanished."""

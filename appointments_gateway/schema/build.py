@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from appointments_gateway.schema.errors import GatewayErrors
 from appointments_gateway.schema.extensions import UpstreamUsage
+from appointments_gateway.schema.mutations import Mutation
 from appointments_gateway.schema.query import Query
 from appointments_gateway.schema.scalars import DateTime
 from appointments_gateway.schema.types import (
@@ -32,6 +33,7 @@ def build_schema() -> strawberry.Schema:
     """
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         types=[Appointment, Patient, Practitioner, Business, AppointmentType, PatientCase],
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=[

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,11 +58,14 @@ def sandbox() -> Starlette:
     return make_sandbox()
 
 
-@pytest.fixture
-async def gw(sandbox: Starlette) -> AsyncIterator[Gateway]:
+@asynccontextmanager
+async def open_gateway(
+    sandbox: Starlette, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Gateway]:
+    """The gateway over ``sandbox``; ``transport`` (wrapping the sandbox) replaces the default."""
     app = create_app(
         Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A),
-        upstream_transport=httpx.ASGITransport(app=sandbox),
+        upstream_transport=transport or httpx.ASGITransport(app=sandbox),
     )
     async with (
         LifespanManager(app) as manager,
@@ -75,3 +79,9 @@ async def gw(sandbox: Starlette) -> AsyncIterator[Gateway]:
         ) as rest,
     ):
         yield Gateway(http=http, sandbox=sandbox, rest=rest)
+
+
+@pytest.fixture
+async def gw(sandbox: Starlette) -> AsyncIterator[Gateway]:
+    async with open_gateway(sandbox) as gateway:
+        yield gateway
