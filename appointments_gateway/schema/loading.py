@@ -11,7 +11,7 @@ link in the appointment row: no call at all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +110,10 @@ NODE_LOADERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 class Related:
     """The related objects prefetched for one batch of appointments.
 
-    ``one()`` is what the relation fields call: the prebuilt object, an id-only stub,
-    the error that loading the relation raised (so it nulls that field, not the list),
-    or, for a relation the look-ahead did not foresee, a load through the loader.
+    ``value()`` gives what a relation attribute of an appointment holds: the prebuilt
+    object, an id-only stub, ``None``, the error loading it raised (graphql-core raises
+    an Exception value on that field only, so it nulls the field, not the list), or,
+    for a relation the look-ahead did not foresee, an awaitable that loads it.
     """
 
     __slots__ = ("built", "errors", "loaders", "stubs")
@@ -123,31 +124,47 @@ class Related:
         self.stubs: set[str] = set()
         self.errors: dict[str, GatewayError] = {}
 
-    def one(self, relation: str, raw_id: str | None) -> Any:
+    def value(self, relation: str, raw_id: str | None) -> Any:
         if raw_id is None:
             return None
-        error = self.errors.get(relation)
-        if error is not None:
-            raise error
         built = self.built.get(relation)
         if built is not None:
             found = built.get(raw_id)
-            if found is None:
-                raise NotFound(f"The linked {relation} was not found.")
-            return found
+            return found if found is not None else _missing_link(relation)
+        error = self.errors.get(relation)
+        if error is not None:
+            return error
         if relation in self.stubs:
             return stub(relation, raw_id)
-        return self._load(relation, raw_id)
+        return _Deferred(self, relation, raw_id)
 
-    async def _load(self, relation: str, raw_id: str) -> Any:
+    async def load(self, relation: str, raw_id: str) -> Any:
         spec = RELATIONS[relation]
         loader: RecordLoader[Any] = getattr(self.loaders, spec.loader)
         record = await loader.get(raw_id)
         if record is None:
-            raise NotFound(f"The linked {relation} was not found.")
+            raise _missing_link(relation)
         if relation == "repeatedFrom":
             return Appointment.from_record(record, Related(self.loaders))
         return spec.build(record)
+
+
+def _missing_link(relation: str) -> NotFound:
+    return NotFound(f"The linked {relation} was not found.")
+
+
+class _Deferred:
+    """A relation load that starts only if the field is read (awaitable more than once)."""
+
+    __slots__ = ("_raw_id", "_related", "_relation")
+
+    def __init__(self, related: Related, relation: str, raw_id: str) -> None:
+        self._related = related
+        self._relation = relation
+        self._raw_id = raw_id
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._related.load(self._relation, self._raw_id).__await__()
 
 
 async def prepare_appointments(

@@ -10,7 +10,7 @@ are ``async``, and only run when selected.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Protocol, cast
+from typing import Annotated, Any, Protocol
 
 import strawberry
 
@@ -52,7 +52,7 @@ __all__ = [
 class RelatedLookup(Protocol):
     """What an appointment asks for its related objects (``schema.loading.Related``)."""
 
-    def one(self, relation: str, raw_id: str | None) -> Any: ...
+    def value(self, relation: str, raw_id: str | None) -> Any: ...
 
 
 _FIRST = strawberry.argument(description="Return the first N items (1–500) after `after`.")
@@ -167,6 +167,28 @@ class Appointment(Node):
     archived_at: datetime | None = strawberry.field(description="When it was archived.")
     cancelled_at: datetime | None = strawberry.field(description="When it was cancelled.")
     deleted_at: datetime | None = strawberry.field(description="When it was deleted (legacy).")
+    # Related objects are attributes too, set from what the list resolver loaded for
+    # the whole page: a built object, an id-only stub, None, an error (graphql-core
+    # raises an Exception value on that field's path only), or an awaitable load for
+    # a relation the look-ahead did not foresee.
+    patient: Patient | None = strawberry.field(
+        description="The patient booked (one batched lookup per page)."
+    )
+    practitioner: Practitioner | None = strawberry.field(
+        description="The practitioner seeing the patient."
+    )
+    business: Business | None = strawberry.field(
+        description="The business (clinic location) it takes place at."
+    )
+    appointment_type: AppointmentType | None = strawberry.field(
+        description="The appointment type (service, duration, colour)."
+    )
+    patient_case: PatientCase | None = strawberry.field(
+        description="The patient case it belongs to, if any."
+    )
+    repeated_from: Appointment | None = strawberry.field(
+        description="The first appointment of the series this one repeats."
+    )
 
     record: strawberry.Private[AppointmentRecord]
     related: strawberry.Private[RelatedLookup]
@@ -214,41 +236,14 @@ class Appointment(Node):
             archived_at=record.archived_at,
             cancelled_at=record.cancelled_at,
             deleted_at=record.deleted_at,
+            patient=related.value("patient", record.patient_id),
+            practitioner=related.value("practitioner", record.practitioner_id),
+            business=related.value("business", record.business_id),
+            appointment_type=related.value("appointmentType", record.appointment_type_id),
+            patient_case=related.value("patientCase", record.patient_case_id),
+            repeated_from=related.value("repeatedFrom", record.repeated_from_id),
             record=record,
             related=related,
-        )
-
-    @strawberry.field(description="The patient booked (one batched lookup per page).")
-    def patient(self) -> Patient | None:
-        return cast("Patient | None", self.related.one("patient", self.record.patient_id))
-
-    @strawberry.field(description="The practitioner seeing the patient.")
-    def practitioner(self) -> Practitioner | None:
-        return cast(
-            "Practitioner | None", self.related.one("practitioner", self.record.practitioner_id)
-        )
-
-    @strawberry.field(description="The business (clinic location) it takes place at.")
-    def business(self) -> Business | None:
-        return cast("Business | None", self.related.one("business", self.record.business_id))
-
-    @strawberry.field(description="The appointment type (service, duration, colour).")
-    def appointment_type(self) -> AppointmentType | None:
-        return cast(
-            "AppointmentType | None",
-            self.related.one("appointmentType", self.record.appointment_type_id),
-        )
-
-    @strawberry.field(description="The patient case it belongs to, if any.")
-    def patient_case(self) -> PatientCase | None:
-        return cast(
-            "PatientCase | None", self.related.one("patientCase", self.record.patient_case_id)
-        )
-
-    @strawberry.field(description="The first appointment of the series this one repeats.")
-    def repeated_from(self) -> Appointment | None:
-        return cast(
-            "Appointment | None", self.related.one("repeatedFrom", self.record.repeated_from_id)
         )
 
     @strawberry.field(
