@@ -172,6 +172,11 @@ async def prepare_appointments(
 ) -> list[Appointment]:
     """Build appointments with every relation the selection asks for loaded in one batch."""
     related = Related(loaders)
+    if fields_named(selections, "hasConflicts", _APPOINTMENT):
+        # Start the /conflicts calls now, in the same round as the relation lookups;
+        # each hasConflicts field then awaits its own cached future.
+        for record in records:
+            loaders.conflicts.load(record.id)
     pending: list[tuple[str, list[Selection], Awaitable[dict[str, Any]]]] = []
     for relation, spec in RELATIONS.items():
         fields = fields_named(selections, relation, _APPOINTMENT)
