@@ -11,7 +11,7 @@ from datetime import datetime
 
 import strawberry
 
-from appointments_gateway.resolvers.writes import (
+from appointments_gateway.resolvers.write_input import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_NOTE_LENGTH,
     MAX_REPEATING_INTERVAL,

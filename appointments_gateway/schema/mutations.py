@@ -14,7 +14,8 @@ from typing import Annotated
 import strawberry
 
 from appointments_gateway.resolvers import writes
-from appointments_gateway.resolvers.writes import UserErrorCode, WriteResult
+from appointments_gateway.resolvers.user_errors import UserErrorCode
+from appointments_gateway.resolvers.writes import WriteResult
 from appointments_gateway.schema.info import Info
 from appointments_gateway.schema.loading import prepare_appointments
 from appointments_gateway.schema.mutation_inputs import (

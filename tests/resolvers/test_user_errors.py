@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appointments_gateway.resolvers.writes import UserError, UserErrorCode, user_errors_for
+from appointments_gateway.resolvers.user_errors import UserError, UserErrorCode, user_errors_for
 
 
 @pytest.mark.parametrize(
