@@ -14,7 +14,7 @@ Only the root ``appointments`` connection exists; the benchmark runs the calenda
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 from typing import Any
 
@@ -75,10 +75,23 @@ class NaiveRelated:
             ),
         }
 
-    def one(self, relation: str, raw_id: str | None) -> Any:
+    def value(self, relation: str, raw_id: str | None) -> Any:
         if raw_id is None:
             return None
-        return self._fetchers[relation](raw_id)
+        return _Lazy(self._fetchers[relation], raw_id)
+
+
+class _Lazy:
+    """A GET that starts only when the field is read: one per field read, no batching."""
+
+    __slots__ = ("_fetch", "_raw_id")
+
+    def __init__(self, fetch: Callable[[str], Awaitable[Any]], raw_id: str) -> None:
+        self._fetch = fetch
+        self._raw_id = raw_id
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._fetch(self._raw_id).__await__()
 
 
 async def _built(fetch: Awaitable[Any], build: Callable[[Any], Any]) -> Any:
