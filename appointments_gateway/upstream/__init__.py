@@ -1,4 +1,4 @@
-"""The Cliniko REST client: shard routing, auth, retries, the error tree, typed records.
+"""The Cliniko REST client: shard routing, auth, retries, the rate governor, errors, records.
 
 Imports httpx and the standard library only (never strawberry or starlette), so
 it can be used and tested on its own. Everything public is re-exported here.
@@ -7,6 +7,7 @@ it can be used and tested on its own. Everything public is re-exported here.
 from __future__ import annotations
 
 from .client import (
+    DEFAULT_GOVERNOR,
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
     ClinikoSession,
@@ -62,6 +63,14 @@ from .filters import (
     format_datetime,
     validate_id,
 )
+from .governor import (
+    DEFAULT_MARGIN_SECONDS,
+    DEFAULT_MAX_WAIT_SECONDS,
+    DEFAULT_RATE_LIMIT,
+    Governor,
+    GovernorStats,
+    RateBudgetExhausted,
+)
 from .records import (
     AppointmentRecord,
     AppointmentTypeRecord,
@@ -95,8 +104,12 @@ __all__ = [
     "APPOINTMENT_TYPE_LIST",
     "BUSINESS_GET",
     "BUSINESS_LIST",
+    "DEFAULT_GOVERNOR",
     "DEFAULT_LIMITS",
+    "DEFAULT_MARGIN_SECONDS",
+    "DEFAULT_MAX_WAIT_SECONDS",
     "DEFAULT_PER_PAGE",
+    "DEFAULT_RATE_LIMIT",
     "DEFAULT_SHARD",
     "DEFAULT_TIMEOUT",
     "IDEMPOTENT_METHODS",
@@ -121,6 +134,8 @@ __all__ = [
     "Filter",
     "FilterSpec",
     "FilterValue",
+    "Governor",
+    "GovernorStats",
     "InvalidApiKey",
     "InvalidBaseUrl",
     "InvalidRequest",
@@ -129,6 +144,7 @@ __all__ = [
     "PatientRecord",
     "PractitionerRecord",
     "PractitionersResource",
+    "RateBudgetExhausted",
     "RepeatRule",
     "RequestStats",
     "Resource",

@@ -21,18 +21,26 @@ are not either, so the key only ever travels to its own shard's host.
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Literal, Self
 
 import httpx
 import orjson
 
 from .credentials import Credential
-from .errors import UnsafeUserAgent, UpstreamProtocolError, error_for_response, translate_errors
+from .errors import (
+    UnsafeUserAgent,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    error_for_response,
+    translate_errors,
+)
+from .governor import Governor
 from .records import (
     AppointmentTypeRecord,
     BusinessRecord,
@@ -50,9 +58,10 @@ from .resources import (
     PractitionersResource,
     Resource,
 )
-from .retry import RetryPolicy
+from .retry import IDEMPOTENT_METHODS, RetryPolicy
 
 __all__ = [
+    "DEFAULT_GOVERNOR",
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "ClinikoSession",
@@ -69,6 +78,17 @@ The pool wait is deliberate: if it fires we are the bottleneck, and the error
 """
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 """httpx's defaults, spelt out. The per-key rate governor, not the pool, is the throttle."""
+
+
+class _Default(enum.Enum):
+    GOVERNOR = enum.auto()
+
+
+DEFAULT_GOVERNOR: Final = _Default.GOVERNOR
+"""``UpstreamClient(governor=...)`` left out: a fresh governor at Cliniko's 200/min.
+
+A sentinel rather than ``None`` because ``None`` means "no governor at all".
+"""
 
 # "Name (email@domain.tld)": what Cliniko asks for, or it "may block" the client.
 _USER_AGENT = re.compile(r"\S.*\s\([^\s()@]+@[^\s()@]+\.[^\s()@.]+\)", re.ASCII)
@@ -111,9 +131,12 @@ class UpstreamClient:
             in-process sandbox (``ASGITransport``).
         retry: when and how to retry; see :mod:`.retry`.
         limits: connection-pool limits.
+        governor: the per-key budget every attempt goes through (see :mod:`.governor`);
+            by default a new one at 200 requests per minute in memory; ``None`` (or a
+            governor with limit 0) sends without one.
     """
 
-    __slots__ = ("_http", "_retry", "_safe_user_agent", "user_agent")
+    __slots__ = ("_http", "_retry", "_safe_user_agent", "governor", "user_agent")
 
     def __init__(
         self,
@@ -123,12 +146,16 @@ class UpstreamClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing is safe)
         limits: httpx.Limits = DEFAULT_LIMITS,
+        governor: Governor | Literal[_Default.GOVERNOR] | None = DEFAULT_GOVERNOR,
     ) -> None:
         if not user_agent or not user_agent.isprintable() or not user_agent.isascii():
             raise UnsafeUserAgent("The User-Agent must be non-empty printable ASCII.")
         self.user_agent = user_agent
         self._safe_user_agent = is_safe_user_agent(user_agent)
         self._retry = retry
+        if governor is DEFAULT_GOVERNOR:
+            governor = Governor()
+        self.governor = governor if governor is not None and governor.enabled else None
         self._http = httpx.AsyncClient(
             headers={"Accept": "application/json", "User-Agent": user_agent},
             timeout=timeout,
@@ -168,13 +195,36 @@ class UpstreamClient:
         return ClinikoSession(self, credential)
 
     async def _send(
-        self, request: httpx.Request, method: str, route: str, stats: RequestStats
+        self,
+        request: httpx.Request,
+        method: str,
+        route: str,
+        stats: RequestStats,
+        *,
+        key: str,
+        deadline: float | None = None,
     ) -> httpx.Response:
-        """Send with retries (see :mod:`.retry`); return a 2xx or raise an UpstreamError."""
+        """Send with retries (see :mod:`.retry`); return a 2xx or raise an UpstreamError.
+
+        Every attempt first passes the governor under ``key`` (the credential's
+        fingerprint); all of them together wait at most the governor's ``max_wait``,
+        and never past ``deadline`` (a ``time.monotonic()`` instant). An idempotent read
+        answered 429 is sent once more after the key's pause, if it may wait that long.
+        """
         policy = self._retry
+        governor = self.governor
         attempt = 0
+        waited = 0.0
+        retried_after_429 = False
         with translate_errors(method, route):
             while True:
+                if governor is not None:
+                    waited += await governor.acquire(
+                        key,
+                        max_wait=_allowance(governor, waited, deadline),
+                        method=method,
+                        route=route,
+                    )
                 started = time.perf_counter()
                 try:
                     response = await self._http.send(request)
@@ -189,6 +239,21 @@ class UpstreamClient:
                     stats.requests += 1
                     if response.is_success:
                         return response
+                    if response.status_code == 429 and governor is not None:
+                        error = error_for_response(response, method=method, route=route)
+                        assert isinstance(error, UpstreamRateLimited)
+                        until = await governor.rate_limited(key, error)
+                        if (
+                            method in IDEMPOTENT_METHODS
+                            and not retried_after_429
+                            and until - governor.now() <= _allowance(governor, waited, deadline)
+                        ):
+                            # The next acquire() waits out the pause; no backoff on top.
+                            retried_after_429 = True
+                            governor.stats.retried_after_429 += 1
+                            stats.retries += 1
+                            continue
+                        raise error
                     if attempt >= policy.max_retries or not policy.retries_status(
                         method, response.status_code
                     ):
@@ -196,6 +261,14 @@ class UpstreamClient:
                 await policy.sleep(policy.delay(attempt))
                 attempt += 1
                 stats.retries += 1
+
+
+def _allowance(governor: Governor, waited: float, deadline: float | None) -> float:
+    """What one call may still wait for the budget: its share left, within the deadline."""
+    allowance = governor.max_wait - waited
+    if deadline is not None:
+        allowance = min(allowance, deadline - time.monotonic())
+    return max(0.0, allowance)
 
 
 class ClinikoSession:
@@ -212,6 +285,7 @@ class ClinikoSession:
         "appointments",
         "businesses",
         "credential",
+        "deadline",
         "patient_cases",
         "patients",
         "practitioners",
@@ -222,6 +296,9 @@ class ClinikoSession:
         self._upstream = upstream
         self.credential = credential
         self.stats = RequestStats()
+        #: A ``time.monotonic()`` instant past which no request waits for the rate
+        #: budget (the operation's deadline); ``None``: only the governor's max_wait.
+        self.deadline: float | None = None
         self.appointments = AppointmentsResource(self, APPOINTMENTS)
         self.patients: Resource[PatientRecord] = Resource(self, PATIENTS)
         self.practitioners = PractitionersResource(self, PRACTITIONERS)
@@ -256,7 +333,14 @@ class ClinikoSession:
                 json=json,
                 headers={"Authorization": self.credential.authorization},
             )
-        response = await self._upstream._send(request, method, route, self.stats)
+        response = await self._upstream._send(
+            request,
+            method,
+            route,
+            self.stats,
+            key=self.credential.fingerprint,
+            deadline=self.deadline,
+        )
         return _decode(response, method, route)
 
 

@@ -99,9 +99,16 @@ def link_id(payload: dict[str, Any], key: str) -> str | None:
 async def connect(
     app: Starlette, *, retry: RetryPolicy = ZERO_DELAY_RETRY
 ) -> AsyncIterator[UpstreamClient]:
-    """The production client wired to ``app`` in process."""
+    """The production client wired to ``app`` in process, without a rate governor.
+
+    The sandboxes here have no rate limit either; the governor's contract with the
+    sandbox's limit is tested in tests/schema/test_rate_limits.py.
+    """
     async with UpstreamClient(
-        user_agent=USER_AGENT, transport=httpx.ASGITransport(app=app), retry=retry
+        user_agent=USER_AGENT,
+        transport=httpx.ASGITransport(app=app),
+        retry=retry,
+        governor=None,
     ) as upstream:
         yield upstream
 

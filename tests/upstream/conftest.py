@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from appointments_gateway.upstream import Credential, RetryPolicy, UpstreamClient
+from appointments_gateway.upstream import Credential, Governor, RetryPolicy, UpstreamClient
 
 USER_AGENT = "Appointments Gateway Tests (dev@example.com)"
 API_KEY = "MS0xLTEyMzQ1Njc4OTAtZDk4-au4"
@@ -122,11 +122,15 @@ async def make_client(no_sleep: NoSleep) -> AsyncIterator[ClientFactory]:
         *,
         user_agent: str = USER_AGENT,
         retry: RetryPolicy | None = None,
+        governor: Governor | None = None,
     ) -> UpstreamClient:
+        # No governor unless a test asks for one: these tests are about one request's
+        # fate, and tests/upstream/test_governor.py covers the budget on a fake clock.
         client = UpstreamClient(
             user_agent=user_agent,
             transport=httpx.MockTransport(handler),
             retry=retry or RetryPolicy(sleep=no_sleep, rng=lambda: 0.5),
+            governor=governor,
         )
         clients.append(client)
         return client
