@@ -98,6 +98,13 @@ def _parse_non_negative_float(raw: str) -> float:
     return value
 
 
+def _parse_rate_limit(raw: str) -> int:
+    value = int(raw)
+    if value < 0 or value == 1:
+        raise ValueError(f"expected 0 (off) or a whole number of at least 2, got {value}")
+    return value
+
+
 def _parse_fraction(raw: str) -> float:
     value = float(raw)
     if not 0.0 <= value <= 1.0:
@@ -195,6 +202,20 @@ SETTINGS: tuple[Setting, ...] = (
         "GATEWAY_UPSTREAM_TIMEOUT",
         "seconds one upstream HTTP call may take before it fails with UPSTREAM_TIMEOUT",
         _parse_positive_float,
+    ),
+    Setting(
+        "upstream_rate_limit",
+        "GATEWAY_UPSTREAM_RATE_LIMIT",
+        "upstream requests per minute per API key that the gateway allows itself, across "
+        "its workers (Cliniko: 200; 0: off); lower it when other apps use the same keys",
+        _parse_rate_limit,
+    ),
+    Setting(
+        "upstream_max_wait",
+        "GATEWAY_UPSTREAM_MAX_WAIT",
+        "seconds one upstream call may wait for the key's rate budget before the operation "
+        "fails with RATE_LIMITED and retryAfterSeconds (0: never wait)",
+        _parse_non_negative_float,
     ),
     Setting(
         "graphiql",
@@ -295,6 +316,8 @@ class Settings:
     port: int = 8000
     workers: int = 1
     upstream_timeout: float = 10.0
+    upstream_rate_limit: int = 200
+    upstream_max_wait: float = 5.0
     graphiql: bool = True
     sandbox_port: int = 8911
     log_level: str = "info"
@@ -310,6 +333,12 @@ class Settings:
                 f"GATEWAY_HOST={self.host!r} is not a loopback address: in service auth mode "
                 "anyone who reaches the port would use the service key, and gateway tokens "
                 "are not implemented yet; bind to 127.0.0.1 or use GATEWAY_AUTH=forward"
+            )
+        if self.upstream_rate_limit and self.upstream_rate_limit_per_process < 2:
+            raise ConfigError(
+                f"GATEWAY_UPSTREAM_RATE_LIMIT={self.upstream_rate_limit} shared by "
+                f"GATEWAY_WORKERS={self.workers} leaves fewer than 2 requests per minute per "
+                "worker; use fewer workers or turn the limit off with 0"
             )
         if self.talks_to_cliniko and not (self.user_agent and is_safe_user_agent(self.user_agent)):
             raise ConfigError(
@@ -367,6 +396,16 @@ class Settings:
         if self.upstream == UPSTREAM_CLINIKO:
             return True
         return not self.uses_sandbox and is_cliniko_host(httpx.URL(self.upstream).host)
+
+    @property
+    def upstream_rate_limit_per_process(self) -> int:
+        """Each worker's share of the per-key budget: its rate governor is in memory.
+
+        Worker processes do not share the budget (no shared state yet, DESIGN.md §7), so
+        each gets an equal part and together they never exceed the limit. Replicas on
+        other hosts are not known here: give each of them its share in the setting.
+        """
+        return self.upstream_rate_limit // self.workers
 
     @property
     def effective_user_agent(self) -> str:

@@ -112,6 +112,8 @@ def test_to_environ_round_trips():
         port=0,
         graphiql=False,
         upstream_timeout=2.5,
+        upstream_rate_limit=120,
+        upstream_max_wait=0.5,
     )
     assert Settings.load(environ=settings.to_environ()) == settings
 
@@ -138,3 +140,33 @@ def test_sandbox_settings_parse_their_knobs():
     assert (settings.rate_limit, settings.latency_ms, settings.fault_rate) == (0, 50.0, 0.25)
     with pytest.raises(ConfigError, match="--fault-rate: expected a fraction"):
         SandboxSettings.load(environ={}, overrides={"fault_rate": "2"})
+
+
+def test_upstream_budget_settings_default_to_cliniko_s_limit_and_split_across_workers():
+    settings = Settings.load(environ={})
+    assert (settings.upstream_rate_limit, settings.upstream_max_wait) == (200, 5.0)
+    settings = Settings.load(
+        environ={"GATEWAY_UPSTREAM_RATE_LIMIT": "150", "GATEWAY_WORKERS": "4"},
+        overrides={"upstream_max_wait": "0"},
+    )
+    assert settings.upstream_rate_limit_per_process == 37  # together never above 150
+    assert settings.upstream_max_wait == 0.0
+    assert Settings.load(environ={"GATEWAY_UPSTREAM_RATE_LIMIT": "0"}).upstream_rate_limit == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_UPSTREAM_RATE_LIMIT": "1"}, "GATEWAY_UPSTREAM_RATE_LIMIT: expected 0 (off)"),
+        ({"GATEWAY_UPSTREAM_RATE_LIMIT": "-5"}, "GATEWAY_UPSTREAM_RATE_LIMIT: expected 0 (off)"),
+        ({"GATEWAY_UPSTREAM_MAX_WAIT": "-1"}, "GATEWAY_UPSTREAM_MAX_WAIT: expected a number"),
+        (
+            {"GATEWAY_UPSTREAM_RATE_LIMIT": "10", "GATEWAY_WORKERS": "8"},
+            "GATEWAY_UPSTREAM_RATE_LIMIT=10 shared by GATEWAY_WORKERS=8",
+        ),
+    ],
+)
+def test_bad_upstream_budget_settings_are_refused(env, message):
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ=env)
+    assert str(caught.value).startswith(message)

@@ -26,7 +26,7 @@ from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS
 from appointments_gateway.resolvers.state import MemoryState
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
-from appointments_gateway.upstream import Credential, UpstreamClient
+from appointments_gateway.upstream import Credential, Governor, UpstreamClient
 
 __all__ = ["State", "create_app", "create_app_from_environ"]
 
@@ -47,6 +47,7 @@ def create_app(
     *,
     upstream_transport: httpx.AsyncBaseTransport | None = None,
     schema: strawberry.Schema | None = None,
+    governor: Governor | None = None,
 ) -> Starlette:
     """Assemble the gateway.
 
@@ -57,6 +58,8 @@ def create_app(
             upstream is ``"sandbox"``.
         schema: the schema to serve; ``build_schema()`` unless a test or benchmark
             needs another one behind the same plumbing.
+        governor: the per-key upstream budget; by default one built from the settings
+            (this process's share of ``upstream_rate_limit``, ``upstream_max_wait``).
     """
     base_url: str | None
     api_key = settings.api_key
@@ -84,12 +87,18 @@ def create_app(
         graphiql=settings.graphiql,
     )
 
+    if governor is None:
+        governor = Governor(
+            limit=settings.upstream_rate_limit_per_process, max_wait=settings.upstream_max_wait
+        )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with UpstreamClient(
             user_agent=settings.effective_user_agent,
             timeout=settings.upstream_timeout,
             transport=upstream_transport,
+            governor=governor,
         ) as upstream:
             # A waiter gives up on an in-flight create only after it surely ended: a POST
             # takes at most its timeout per attempt, and connect failures are retried.

@@ -64,7 +64,8 @@ async def open_gateway(
 ) -> AsyncIterator[Gateway]:
     """The gateway over ``sandbox``; ``transport`` (wrapping the sandbox) replaces the default."""
     app = create_app(
-        Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A),
+        # The sandbox has no rate limit, so neither has the gateway (test_rate_limits.py).
+        Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A, upstream_rate_limit=0),
         upstream_transport=transport or httpx.ASGITransport(app=sandbox),
     )
     async with (

@@ -134,7 +134,9 @@ class FailingRoute(httpx.AsyncBaseTransport):
 async def test_a_failing_relation_nulls_that_field_not_the_list():
     sandbox = make_sandbox()
     app = create_app(
-        Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A, upstream_timeout=5),
+        Settings(
+            upstream=SANDBOX_URL, api_key=DEMO_KEY_A, upstream_timeout=5, upstream_rate_limit=0
+        ),
         upstream_transport=FailingRoute(sandbox, "/v1/patients"),
     )
     async with (
@@ -167,7 +169,7 @@ def _basic(key: str) -> str:
 async def test_concurrent_callers_with_different_keys_share_no_loader_or_row(rounds: int):
     sandbox = make_sandbox()
     app = create_app(
-        Settings(upstream=SANDBOX_URL, auth="forward"),
+        Settings(upstream=SANDBOX_URL, auth="forward", upstream_rate_limit=0),
         upstream_transport=httpx.ASGITransport(app=sandbox),
     )
     async with (
