@@ -40,7 +40,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from appointments_gateway.resolvers.state import SharedState
+from appointments_gateway.state import SharedState
 from appointments_gateway.upstream import InvalidRequest, UpstreamStatusError, UpstreamUnavailable
 
 __all__ = [

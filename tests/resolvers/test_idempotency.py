@@ -17,7 +17,7 @@ from appointments_gateway.resolvers.idempotency import (
     Replay,
     certainly_without_effect,
 )
-from appointments_gateway.resolvers.state import MemoryState
+from appointments_gateway.state import InMemoryState
 from appointments_gateway.upstream import (
     InvalidRequest,
     UpstreamNotFound,
@@ -66,7 +66,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(clock: Clock) -> Idempotency:
-    return Idempotency(MemoryState(clock=clock), clock=clock, in_flight_seconds=60.0)
+    return Idempotency(InMemoryState(clock=clock), clock=clock, in_flight_seconds=60.0)
 
 
 def runner(
@@ -237,7 +237,7 @@ async def test_a_waiter_gives_up_when_the_first_outlives_its_deadline(clock):
         clock.now += seconds
         await asyncio.sleep(0)
 
-    store = Idempotency(MemoryState(clock=clock), clock=clock, in_flight_seconds=5.0, sleep=sleep)
+    store = Idempotency(InMemoryState(clock=clock), clock=clock, in_flight_seconds=5.0, sleep=sleep)
     create = Create()
     create.gate = asyncio.Event()
     first = asyncio.ensure_future(runner(store, create)())
@@ -259,7 +259,7 @@ def test_the_stored_key_holds_neither_the_client_key_nor_the_credential():
 
 
 async def test_only_the_result_id_is_stored(clock):
-    state = MemoryState(clock=clock)
+    state = InMemoryState(clock=clock)
     store = Idempotency(state, clock=clock)
     await store.run(scope="s", key="k", fingerprint="f", action=Create(), result_of=lambda _: "42")
     raw = await state.get(Idempotency.storage_key("s", "k"))
