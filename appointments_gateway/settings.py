@@ -218,6 +218,13 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_non_negative_float,
     ),
     Setting(
+        "max_upstream_requests",
+        "GATEWAY_MAX_UPSTREAM_REQUESTS",
+        "refuse an operation whose upstream cost bound exceeds this many requests, with "
+        "QUERY_TOO_COMPLEX, before it runs (0: no limit)",
+        _parse_non_negative_int,
+    ),
+    Setting(
         "graphiql",
         "GATEWAY_GRAPHIQL",
         "serve GraphiQL at GET /graphql in a browser (true/false)",
@@ -318,6 +325,7 @@ class Settings:
     upstream_timeout: float = 10.0
     upstream_rate_limit: int = 200
     upstream_max_wait: float = 5.0
+    max_upstream_requests: int = 50
     graphiql: bool = True
     sandbox_port: int = 8911
     log_level: str = "info"

@@ -86,7 +86,7 @@ def create_app(
         service_credential = Credential.from_api_key(api_key, base_url=base_url)
 
     graphql_app = GatewayGraphQL(
-        schema or build_schema(),
+        schema or build_schema(max_upstream_requests=settings.max_upstream_requests),
         service_credential=service_credential,
         forward_base_url=base_url,
         graphiql=settings.graphiql,

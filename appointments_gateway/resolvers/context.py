@@ -33,6 +33,8 @@ class Context:
     #: Cursors whose anchor row had moved (rows inserted or removed between two page
     #: requests), reported in ``extensions.pagination`` so clients can tell.
     drifted_pages: list[dict[str, object]] = field(default_factory=list)
+    #: The admission check's upper bound on this operation's upstream requests.
+    estimated_requests: int | None = None
 
     @classmethod
     def for_session(

@@ -9,7 +9,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from appointments_gateway.schema.errors import GatewayErrors
-from appointments_gateway.schema.extensions import UpstreamUsage
+from appointments_gateway.schema.extensions import UpstreamCostLimit, UpstreamUsage
 from appointments_gateway.schema.mutations import Mutation
 from appointments_gateway.schema.query import Query
 from appointments_gateway.schema.scalars import DateTime
@@ -22,15 +22,24 @@ from appointments_gateway.schema.types import (
     Practitioner,
 )
 
-__all__ = ["build_schema"]
+__all__ = ["DEFAULT_MAX_UPSTREAM_REQUESTS", "build_schema"]
 
 
-def build_schema() -> strawberry.Schema:
+#: The default admission limit: a quarter of a key's 200 requests per minute.
+DEFAULT_MAX_UPSTREAM_REQUESTS = 50
+
+
+def build_schema(
+    *, max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS
+) -> strawberry.Schema:
     """A fresh schema; ``schema.graphql`` at the repo root is its exported SDL.
 
     Parsed and validated documents are cached (bounded): a screen sends the same
     document again and again, and parse + validate is ~2.5 ms of a heavy operation.
+    Documents whose upstream cost bound exceeds ``max_upstream_requests`` are refused
+    before they run (0 turns the check off; the bound is still reported).
     """
+    limit = max_upstream_requests if max_upstream_requests > 0 else 2**31
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -39,6 +48,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
+            lambda: UpstreamCostLimit(max_requests=limit),
             GatewayErrors,
             UpstreamUsage,
         ],

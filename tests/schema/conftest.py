@@ -38,14 +38,21 @@ class Gateway:
     async def query(
         self, document: str, variables: dict[str, Any] | None = None, **headers: str
     ) -> dict[str, Any]:
-        """Run an operation; check the gateway's request count against the sandbox's."""
+        """Run an operation and check what it cost upstream.
+
+        The gateway's count must equal what the sandbox received, and the admission
+        check's bound must never be below it: every operation the suite runs checks it.
+        """
         before = self.sandbox_requests
         response = await self.http.post(
             "/graphql", json={"query": document, "variables": variables or {}}, headers=headers
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
-        assert body["extensions"]["upstream"]["requests"] == self.sandbox_requests - before
+        upstream = body["extensions"]["upstream"]
+        assert upstream["requests"] == self.sandbox_requests - before
+        if "estimate" in upstream:
+            assert upstream["estimate"] >= upstream["requests"], document
         return body
 
 

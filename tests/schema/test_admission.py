@@ -1,0 +1,64 @@
+"""Admission control: the upstream-cost bound refuses costly documents before they run,
+and is never below what the benchmark suite's operations really cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.ops import operations
+from bench.run import build_fixture
+from tests.schema.conftest import Gateway
+
+TOO_COSTLY = """{ appointments(first: 200) { nodes { clinikoId hasConflicts } } }"""
+
+
+async def test_a_document_over_the_limit_is_refused_before_any_upstream_call(gw: Gateway):
+    body = await gw.query(TOO_COSTLY)
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "estimatedUpstreamRequests": 3 + 200,
+        "maxUpstreamRequests": 50,
+    }
+    assert body["extensions"]["upstream"]["requests"] == 0
+    assert gw.sandbox_requests == 0
+
+
+async def test_variables_count_in_the_bound(gw: Gateway):
+    document = "query ($n: Int!) { appointments(first: $n) { nodes { hasConflicts } } }"
+    small = await gw.query(document, {"n": 10})
+    assert "errors" not in small
+    assert small["extensions"]["upstream"]["estimate"] == 11
+    large = await gw.query(document, {"n": 60})
+    assert large["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+class _Sender:
+    """Sends through the test gateway, whose helper checks bound >= real cost."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = await self.gw.query(document, variables)
+        assert "errors" not in body, body["errors"]
+        self.seen.append(body["extensions"]["upstream"])
+        data: dict[str, Any] = body["data"]
+        return data
+
+    __call__ = send
+
+
+async def test_every_benchmark_operation_is_admitted_and_bounded(gw: Gateway):
+    sender = _Sender(gw)
+    fixture, combined = await build_fixture(sender, "2025-03-10T00:00:00Z")  # type: ignore[arg-type]
+    for operation in operations(combined):
+        before = len(sender.seen)
+        await operation.run(sender, fixture)
+        ran = sender.seen[before:]
+        assert ran, operation.name
+        for upstream in ran:
+            assert upstream["estimate"] >= upstream["requests"], operation.name
+            assert upstream["estimate"] <= 50, operation.name
