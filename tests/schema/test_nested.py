@@ -61,7 +61,9 @@ async def test_next_three_appointments_of_many_patients_share_one_list_call(gw: 
     routes = gw.routes()
     assert routes["GET /v1/patients"] == 1
     assert routes["GET /v1/practitioners"] == 1
-    seen: dict[str, Any] = {node["clinikoId"]: node["appointments"] for node in body["data"]["nodes"]}
+    seen: dict[str, Any] = {
+        node["clinikoId"]: node["appointments"] for node in body["data"]["nodes"]
+    }
     assert list(seen) == patients
     for patient, connection in list(seen.items())[:5]:
         expected, total = await _rest_ids(
