@@ -41,8 +41,8 @@ class _Sender:
         self.gw = gw
         self.seen: list[dict[str, Any]] = []
 
-    async def send(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
-        body = await self.gw.query(document, variables)
+    async def send(self, doc: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = await self.gw.query(doc, variables)
         assert "errors" not in body, body["errors"]
         self.seen.append(body["extensions"]["upstream"])
         data: dict[str, Any] = body["data"]
@@ -53,7 +53,7 @@ class _Sender:
 
 async def test_every_benchmark_operation_is_admitted_and_bounded(gw: Gateway):
     sender = _Sender(gw)
-    fixture, combined = await build_fixture(sender, "2025-03-10T00:00:00Z")  # type: ignore[arg-type]
+    fixture, combined = await build_fixture(sender, "2025-03-10T00:00:00Z")  # type: ignore[arg-type]  # duck-typed Client
     for operation in operations(combined):
         before = len(sender.seen)
         await operation.run(sender, fixture)
