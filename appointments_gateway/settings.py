@@ -12,8 +12,10 @@ less helpful error.  The API key is never part of any message or ``repr``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,9 +31,11 @@ from appointments_gateway.upstream import (
 )
 
 __all__ = [
+    "MIN_TOKEN_CHARS",
     "SANDBOX_SETTINGS",
     "SETTINGS",
     "ConfigError",
+    "SafeReason",
     "SandboxSettings",
     "Setting",
     "Settings",
@@ -137,6 +141,48 @@ def _parse_text(raw: str) -> str:
     return raw
 
 
+class SafeReason(ValueError):
+    """A parse failure whose message never quotes the value, so even a secret may show it."""
+
+
+#: Plain-text gateway tokens shorter than this are refused: they are compared as SHA-256
+#: digests, which only protects tokens too random to guess (24 URL-safe characters carry
+#: 144 bits; ``python -c "import secrets; print(secrets.token_urlsafe(32))"`` makes one).
+MIN_TOKEN_CHARS = 24
+_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
+
+
+def _parse_tokens(raw: str) -> tuple[str, ...]:
+    """Comma-separated tokens, each plain text or ``sha256:<hex digest>``; kept as digests.
+
+    Pre-hashed entries let operators keep no usable token in the configuration at all;
+    plain ones are hashed here, so the settings object never holds a token either.
+    """
+    digests: list[str] = []
+    for position, entry in enumerate(raw.split(","), start=1):
+        token = entry.strip()
+        if not token:
+            continue
+        if match := _DIGEST.fullmatch(token):
+            digests.append(match.group(1).lower())
+        elif token.lower().startswith("sha256:"):
+            raise SafeReason(f"entry {position} is not 'sha256:' and 64 hex digits")
+        elif len(token) < MIN_TOKEN_CHARS or not token.isprintable():
+            raise SafeReason(
+                f"entry {position} is shorter than {MIN_TOKEN_CHARS} characters (or not "
+                "printable); use long random tokens"
+            )
+        else:
+            digests.append(hashlib.sha256(token.encode("utf-8")).hexdigest())
+    if not digests:
+        raise SafeReason("no tokens given")
+    return tuple(dict.fromkeys(digests))
+
+
+def _render_tokens(digests: tuple[str, ...]) -> str:
+    return ",".join(f"sha256:{d}" for d in digests)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One configurable value: its field name, flag, environment variable and parser.
@@ -146,7 +192,10 @@ class Setting:
         env: the environment variable that sets it.
         help: the sentence shown by ``--help`` and README.
         parse: turns the raw string into the value, raising ``ValueError`` with a reason.
-        secret: the value is never echoed back, not even in an error message.
+        secret: the value is never echoed back, not even in an error message (only a
+            ``SafeReason``, which never quotes it).
+        render: turns the value back into the raw string (``Settings.to_environ``);
+            ``str`` when not given.
     """
 
     name: str
@@ -154,6 +203,7 @@ class Setting:
     help: str
     parse: Callable[[str], Any]
     secret: bool = False
+    render: Callable[[Any], str] | None = None
 
     @property
     def flag(self) -> str:
@@ -182,6 +232,16 @@ SETTINGS: tuple[Setting, ...] = (
         "'service': the gateway uses its one configured key; 'forward': each caller sends "
         "its own key as HTTP Basic (key as user name) or Bearer",
         _parse_auth,
+    ),
+    Setting(
+        "gateway_tokens",
+        "GATEWAY_TOKENS",
+        "service mode: comma-separated tokens callers must send as 'Authorization: Bearer "
+        "<token>', each plain text (at least 24 characters) or 'sha256:<hex digest>'; "
+        "required to listen on a non-loopback interface",
+        _parse_tokens,
+        secret=True,
+        render=_render_tokens,
     ),
     Setting(
         "user_agent",
@@ -303,7 +363,8 @@ def _resolve(
         try:
             values[setting.name] = setting.parse(raw)
         except ValueError as exc:
-            reason = "the value is not valid" if setting.secret else str(exc)
+            safe = not setting.secret or isinstance(exc, SafeReason)
+            reason = str(exc) if safe else "the value is not valid"
             raise ConfigError(f"{source}: {reason}") from None
     return values
 
@@ -318,6 +379,8 @@ class Settings:
     upstream: str = UPSTREAM_SANDBOX
     api_key: str | None = field(default=None, repr=False)
     auth: AuthMode = "service"
+    #: SHA-256 hex digests of the gateway tokens (service mode); never the tokens.
+    gateway_tokens: tuple[str, ...] = field(default=(), repr=False)
     user_agent: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -336,11 +399,17 @@ class Settings:
                 "CLINIKO_API_KEY is required in service auth mode unless the upstream is "
                 "the sandbox (or use GATEWAY_AUTH=forward so each caller sends its own key)"
             )
-        if self.auth == "service" and not is_loopback(self.host):
+        if self.auth == "forward" and self.gateway_tokens:
+            raise ConfigError(
+                "GATEWAY_TOKENS applies to service auth mode only: in forward mode the "
+                "Authorization header carries each caller's own Cliniko key"
+            )
+        if self.auth == "service" and not self.gateway_tokens and not is_loopback(self.host):
             raise ConfigError(
                 f"GATEWAY_HOST={self.host!r} is not a loopback address: in service auth mode "
-                "anyone who reaches the port would use the service key, and gateway tokens "
-                "are not implemented yet; bind to 127.0.0.1 or use GATEWAY_AUTH=forward"
+                "anyone who reaches the port would use the service key; set GATEWAY_TOKENS "
+                "so callers must present a token, bind to 127.0.0.1, or use "
+                "GATEWAY_AUTH=forward"
             )
         if self.upstream_rate_limit and self.upstream_rate_limit_per_process < 2:
             raise ConfigError(
@@ -387,11 +456,14 @@ class Settings:
         env: dict[str, str] = {}
         for setting in SETTINGS:
             value = getattr(self, setting.name)
-            if value is None:
+            if value is None or value == ():
                 continue
-            env[setting.env] = (
-                ("true" if value else "false") if isinstance(value, bool) else str(value)
-            )
+            if setting.render is not None:
+                env[setting.env] = setting.render(value)
+            else:
+                env[setting.env] = (
+                    ("true" if value else "false") if isinstance(value, bool) else str(value)
+                )
         return env
 
     @property

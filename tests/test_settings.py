@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 
 from appointments_gateway.settings import (
@@ -62,7 +64,7 @@ def test_bad_values_name_the_setting_and_quote_the_value(env, message):
 
 def test_the_api_key_is_secret_and_never_in_repr():
     secret = [s.env for s in SETTINGS if s.secret]
-    assert secret == ["CLINIKO_API_KEY"]
+    assert secret == ["CLINIKO_API_KEY", "GATEWAY_TOKENS"]
     assert "sk-secret" not in repr(Settings(api_key="sk-secret-au1"))
 
 
@@ -98,10 +100,52 @@ def test_a_service_key_without_a_valid_shard_is_refused_without_echoing_it():
     assert "secretbody" not in str(caught.value)
 
 
-def test_service_mode_refuses_a_public_interface():
-    with pytest.raises(ConfigError, match="not a loopback address"):
+def test_service_mode_refuses_a_public_interface_without_gateway_tokens():
+    with pytest.raises(ConfigError, match=r"not a loopback address.*GATEWAY_TOKENS"):
         Settings.load(environ={"GATEWAY_HOST": "0.0.0.0"})
     assert Settings.load(environ={"GATEWAY_HOST": "0.0.0.0", "GATEWAY_AUTH": "forward"})
+    with_tokens = Settings.load(environ={"GATEWAY_HOST": "0.0.0.0", "GATEWAY_TOKENS": TOKEN})
+    assert with_tokens.gateway_tokens == (hashlib.sha256(TOKEN.encode()).hexdigest(),)
+
+
+TOKEN = "tok-" + "x" * 40
+
+
+def test_gateway_tokens_are_kept_as_digests_and_round_trip_without_plain_text():
+    digest = hashlib.sha256(b"another-long-random-token-value").hexdigest()
+    settings = Settings.load(
+        environ={"GATEWAY_TOKENS": f" {TOKEN} , sha256:{digest.upper()},{TOKEN}"}
+    )
+    assert settings.gateway_tokens == (hashlib.sha256(TOKEN.encode()).hexdigest(), digest)
+    assert TOKEN not in repr(settings)
+    environ = settings.to_environ()
+    assert TOKEN not in str(environ)
+    assert environ["GATEWAY_TOKENS"].startswith("sha256:")
+    assert Settings.load(environ=environ) == settings
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (
+            "short-secret-token",
+            "entry 1 is shorter than 24 characters (or not printable); use long random tokens",
+        ),
+        (f"{TOKEN},sha256:abc123", "entry 2 is not 'sha256:' and 64 hex digits"),
+        (" , ", "no tokens given"),
+    ],
+)
+def test_bad_gateway_tokens_are_refused_without_echoing_them(raw, reason):
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"GATEWAY_TOKENS": raw})
+    assert str(caught.value) == f"GATEWAY_TOKENS: {reason}"
+    assert "short-secret" not in str(caught.value)
+    assert "abc123" not in str(caught.value)
+
+
+def test_gateway_tokens_need_service_mode():
+    with pytest.raises(ConfigError, match="service auth mode only"):
+        Settings.load(environ={"GATEWAY_AUTH": "forward", "GATEWAY_TOKENS": TOKEN})
 
 
 def test_to_environ_round_trips():

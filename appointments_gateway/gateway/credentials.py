@@ -1,21 +1,31 @@
-"""Which Cliniko credential a request runs with.
+"""Which Cliniko credential a request runs with, and who may use the service key.
 
 In ``service`` mode the gateway holds one key.  In ``forward`` mode every caller sends
 its own key, as HTTP Basic (``base64(key + ":")``, the way Cliniko itself takes it) or as
 ``Bearer key``; the key's shard suffix routes it.  A request without a usable key is
 refused before any upstream call.  Nothing here logs or echoes a key.
+
+In service mode anyone who reaches the port acts as the service key's Cliniko user, so
+off loopback callers must present a *gateway token* (``Authorization: Bearer <token>``).
+The gateway keeps only SHA-256 digests of its tokens (``GatewayTokens``): a leaked
+configuration or process dump does not hand out working tokens.  SHA-256 rather than a
+slow password hash because tokens are random and long (the settings refuse short ones):
+there is nothing to brute-force, and a slow hash would cost CPU on every request.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable
 
 from starlette.requests import HTTPConnection
 
 from appointments_gateway.upstream import Credential, InvalidApiKey
 
-__all__ = ["MissingCredential", "credential_from_request"]
+__all__ = ["GatewayTokens", "MissingCredential", "credential_from_request", "token_digest"]
 
 
 class MissingCredential(Exception):
@@ -56,3 +66,51 @@ def credential_from_request(conn: HTTPConnection, *, base_url: str | None) -> Cr
         raise MissingCredential(
             "The API key's shard suffix is not valid (expected e.g. '-au1')."
         ) from None
+
+
+def token_digest(token: str) -> str:
+    """The lower-case hex SHA-256 of a gateway token, the only form the gateway keeps."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class GatewayTokens:
+    """The digests of the tokens that may use the service key; checks a request's token.
+
+    Args:
+        digests: hex SHA-256 digests (see :func:`token_digest`); at least one.
+    """
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, digests: Iterable[str]) -> None:
+        self._digests = tuple(bytes.fromhex(d) for d in digests)
+        if not self._digests:
+            raise ValueError("GatewayTokens needs at least one token digest.")
+
+    def __repr__(self) -> str:
+        # Digests are not secrets, but nothing about tokens belongs in logs.
+        return f"GatewayTokens(<{len(self._digests)} digests>)"
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` is one of the configured tokens.
+
+        Every configured digest is compared, in constant time, whether or not an earlier
+        one matched: the time taken reveals neither which token matched nor how much of
+        a guess was right.
+        """
+        presented = hashlib.sha256(token.encode("utf-8")).digest()
+        matched = False
+        for digest in self._digests:
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+    def check(self, conn: HTTPConnection) -> None:
+        """Raise ``MissingCredential`` unless the request carries an accepted Bearer token."""
+        scheme, _, token = conn.headers.get("authorization", "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise MissingCredential(
+                "This gateway needs a gateway token: send 'Authorization: Bearer <token>'."
+            )
+        if not self.accepts(token):
+            raise MissingCredential("The gateway token is not valid.")

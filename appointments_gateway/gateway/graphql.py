@@ -9,9 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
-from appointments_gateway.gateway.credentials import MissingCredential, credential_from_request
+from appointments_gateway.gateway.credentials import (
+    GatewayTokens,
+    MissingCredential,
+    credential_from_request,
+)
+from appointments_gateway.gateway.over_http import GraphQLOverHTTP
 from appointments_gateway.resolvers.context import Context
 from appointments_gateway.schema.example import EXAMPLE_QUERY
 from appointments_gateway.upstream import Credential, UpstreamClient
@@ -21,7 +25,7 @@ __all__ = ["GatewayGraphQL"]
 _EXAMPLE_START = "const EXAMPLE_QUERY = `"
 
 
-class GatewayGraphQL(GraphQL[Context, None]):
+class GatewayGraphQL(GraphQLOverHTTP):
     """Builds a fresh ``Context`` per request and refuses callers without a credential.
 
     Args:
@@ -29,6 +33,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
         service_credential: the gateway's own key in service mode; ``None`` in forward mode.
         forward_base_url: where forwarded keys go (``None``: each key's Cliniko shard).
         graphiql: serve GraphiQL to browsers at ``GET /graphql``.
+        tokens: service mode: the gateway tokens a caller must present; ``None`` lets
+            anyone who reaches the port in (Settings allows that on loopback only).
     """
 
     def __init__(
@@ -38,11 +44,13 @@ class GatewayGraphQL(GraphQL[Context, None]):
         service_credential: Credential | None,
         forward_base_url: str | None,
         graphiql: bool,
+        tokens: GatewayTokens | None = None,
     ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self._service_credential = service_credential
         self._forward_base_url = forward_base_url
         self._ide_html: str | None = None
+        self._tokens = tokens if service_credential is not None else None
 
     def _credential(self, request: Request | WebSocket) -> Credential:
         if self._service_credential is not None:
@@ -50,10 +58,15 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return credential_from_request(request, base_url=self._forward_base_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._service_credential is None:
+        if scope["type"] == "http" and (
+            self._service_credential is None or self._tokens is not None
+        ):
             request = Request(scope)
             try:
-                credential_from_request(request, base_url=self._forward_base_url)
+                if self._tokens is not None:
+                    self._tokens.check(request)
+                else:
+                    credential_from_request(request, base_url=self._forward_base_url)
             except MissingCredential as exc:
                 # The GraphiQL page itself needs no key (the developer adds one in its
                 # headers pane); every operation does, and is refused here, before
@@ -66,7 +79,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 response = (
                     await self.render_graphql_ide(request)
                     if wants_ide and self.graphql_ide
-                    else _unauthenticated(str(exc))
+                    else _unauthenticated(str(exc), bearer=self._tokens is not None)
                 )
                 await response(scope, receive, send)
                 return
@@ -95,9 +108,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
         )
 
 
-def _unauthenticated(message: str) -> Response:
+def _unauthenticated(message: str, *, bearer: bool = False) -> Response:
+    scheme = "Bearer" if bearer else "Basic"
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
         status_code=401,
-        headers={"WWW-Authenticate": 'Basic realm="appointments-gateway"'},
+        headers={"WWW-Authenticate": f'{scheme} realm="appointments-gateway"'},
     )
