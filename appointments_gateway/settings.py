@@ -54,6 +54,11 @@ UPSTREAM_CLINIKO = "cliniko"
 SANDBOX_USER_AGENT = "appointments-gateway sandbox (dev@localhost)"
 
 
+#: 256 KiB: the largest operation a client of this schema sends is a few KiB; a body
+#: far beyond that is a mistake or an attack, and is refused before it is read.
+DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
+
+
 class ConfigError(ValueError):
     """A setting has a value the gateway cannot run with; the message names the setting."""
 
@@ -139,6 +144,24 @@ def _parse_log_level(raw: str) -> str:
 
 def _parse_text(raw: str) -> str:
     return raw
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of exact origins, ``scheme://host[:port]``.
+
+    ``*`` is refused: in service mode any web page a developer opened could then read
+    patient data through a gateway on their machine, with the gateway's own key.
+    """
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("'*' is not allowed; list each origin, such as https://app.example")
+        url = httpx.URL(origin)
+        if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/"):
+            raise ValueError(f"expected origins such as https://app.example:8443, got {origin!r}")
+        if url.query or url.fragment:
+            raise ValueError(f"an origin has no query or fragment, got {origin!r}")
+    return origins
 
 
 class SafeReason(ValueError):
@@ -291,6 +314,27 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_bool,
     ),
     Setting(
+        "introspection",
+        "GATEWAY_INTROSPECTION",
+        "answer introspection queries (__schema, __type); turn off in production, with "
+        "--graphiql, which needs it (true/false)",
+        _parse_bool,
+    ),
+    Setting(
+        "max_request_bytes",
+        "GATEWAY_MAX_REQUEST_BYTES",
+        "largest request body accepted, in bytes; a larger one gets 413 before it is read",
+        _parse_positive_int,
+    ),
+    Setting(
+        "cors_origins",
+        "GATEWAY_CORS_ORIGINS",
+        "comma-separated origins whose browser pages may call the gateway (CORS), such "
+        "as https://app.example; empty: none, and no CORS headers",
+        _parse_origins,
+        render=",".join,
+    ),
+    Setting(
         "sandbox_port",
         "GATEWAY_SANDBOX_PORT",
         "port of the embedded sandbox when --upstream is 'sandbox' (0: any free)",
@@ -390,6 +434,9 @@ class Settings:
     upstream_max_wait: float = 5.0
     max_upstream_requests: int = 50
     graphiql: bool = True
+    introspection: bool = True
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    cors_origins: tuple[str, ...] = ()
     sandbox_port: int = 8911
     log_level: str = "info"
 

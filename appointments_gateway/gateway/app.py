@@ -24,6 +24,7 @@ from starlette.routing import Route
 from appointments_gateway.gateway.credentials import GatewayTokens
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz
+from appointments_gateway.gateway.middleware import http_hygiene
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
@@ -87,7 +88,11 @@ def create_app(
         service_credential = Credential.from_api_key(api_key, base_url=base_url)
 
     graphql_app = GatewayGraphQL(
-        schema or build_schema(max_upstream_requests=settings.max_upstream_requests),
+        schema
+        or build_schema(
+            max_upstream_requests=settings.max_upstream_requests,
+            introspection=settings.introspection,
+        ),
         service_credential=service_credential,
         forward_base_url=base_url,
         graphiql=settings.graphiql,
@@ -133,6 +138,7 @@ def create_app(
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
+        middleware=http_hygiene(settings),
         lifespan=lifespan,
     )
 

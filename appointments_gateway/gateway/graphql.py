@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
 from appointments_gateway.gateway.credentials import (
     GatewayTokens,
     MissingCredential,
     credential_from_request,
 )
+from appointments_gateway.gateway.over_http import GraphQLOverHTTP
 from appointments_gateway.resolvers.context import Context
 from appointments_gateway.schema.example import EXAMPLE_QUERY
 from appointments_gateway.upstream import Credential, UpstreamClient
@@ -25,7 +25,7 @@ __all__ = ["GatewayGraphQL"]
 _EXAMPLE_START = "const EXAMPLE_QUERY = `"
 
 
-class GatewayGraphQL(GraphQL[Context, None]):
+class GatewayGraphQL(GraphQLOverHTTP):
     """Builds a fresh ``Context`` per request and refuses callers without a credential.
 
     Args:

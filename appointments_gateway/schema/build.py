@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from appointments_gateway.schema.errors import GatewayErrors
@@ -30,7 +30,7 @@ DEFAULT_MAX_UPSTREAM_REQUESTS = 50
 
 
 def build_schema(
-    *, max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS
+    *, max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS, introspection: bool = True
 ) -> strawberry.Schema:
     """A fresh schema; ``schema.graphql`` at the repo root is its exported SDL.
 
@@ -38,14 +38,21 @@ def build_schema(
     document again and again, and parse + validate is ~2.5 ms of a heavy operation.
     Documents whose upstream cost bound exceeds ``max_upstream_requests`` are refused
     before they run (0 turns the check off; the bound is still reported).
+
+    ``introspection=False`` refuses ``__schema`` and ``__type`` as a validation error (so
+    before anything runs; ``__typename`` stays, clients need it): in production the
+    schema's shape is no one's business but its clients', who have ``schema.graphql``.
+    The rule comes before the validation cache so no cached result is made without it.
     """
     limit = max_upstream_requests if max_upstream_requests > 0 else 2**31
+    no_introspection = [] if introspection else [DisableIntrospection]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[Appointment, Patient, Practitioner, Business, AppointmentType, PatientCase],
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=[
+            *no_introspection,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             lambda: UpstreamCostLimit(max_requests=limit),

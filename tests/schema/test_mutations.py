@@ -699,7 +699,8 @@ async def test_mutations_are_refused_over_get(gw: Gateway, refs):
         + "}) { appointment { id } } }"
     )
     response = await gw.http.get("/graphql", params={"query": document})
-    assert response.status_code == 400
+    assert response.status_code == 405  # as the GraphQL-over-HTTP spec requires
+    assert response.headers["allow"] == "POST"
     assert "not allowed when using GET" in response.text
     assert gw.sandbox_requests == 0
 

@@ -1,0 +1,48 @@
+"""ASGI middleware of the HTTP layer.
+
+Plain ASGI classes, one per module, each passing through the scope types it does not
+handle.
+
+``http_hygiene(settings)`` is the stack ``create_app`` installs, outermost first:
+
+1. CORS, only when origins are configured: outermost so that even a refusal below
+   (a 413, say) carries the headers a browser needs to show the error to the page.
+2. gzip for responses of 1 KiB and more: a page of 100 appointments is ~60 KiB of JSON
+   that compresses ~10x; small answers are not worth the CPU.  Level 6, not Starlette's
+   9: for JSON it is nearly as small at a fraction of the CPU.
+3. the body size limit, innermost, right in front of the routes that read bodies.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from appointments_gateway.gateway.middleware.body_limit import BodySizeLimit, BodyTooLarge
+from appointments_gateway.settings import Settings
+
+__all__ = ["GZIP_MINIMUM_BYTES", "BodySizeLimit", "BodyTooLarge", "http_hygiene"]
+
+#: Responses smaller than this go out uncompressed.
+GZIP_MINIMUM_BYTES = 1024
+
+
+def http_hygiene(settings: Settings) -> list[Middleware]:
+    """The HTTP hygiene middleware for ``settings``, outermost first."""
+    stack: list[Middleware] = []
+    if settings.cors_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=("GET", "POST"),
+                # Authorization carries the caller's key (forward mode) or gateway token;
+                # no cookies are involved, so credentials mode stays off.
+                allow_headers=("Authorization", "Content-Type", "Accept"),
+                max_age=600,
+            )
+        )
+    stack.append(Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6))
+    stack.append(Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes))
+    return stack

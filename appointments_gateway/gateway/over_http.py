@@ -1,0 +1,169 @@
+"""GraphQL-over-HTTP semantics on top of Strawberry's ASGI view.
+
+What Strawberry 0.341 does by itself, and what this adds:
+
+* It answers everything with ``application/json`` and status 200, whatever the client
+  accepts.  A client that accepts ``application/graphql-response+json`` (and prefers it
+  to ``application/json``) now gets that media type with the spec's status codes: 400
+  when the request failed before execution (parse, validation, unknown operation,
+  variable coercion, admission control), with no ``data`` entry; 200 whenever execution
+  began, partial data and field errors included.  ``application/json`` clients keep the
+  legacy behaviour: 200 for every well-formed request.
+* Its refusals (bad JSON, a non-string ``query``, GET mutations...) are plain text; here
+  they are GraphQL-shaped JSON errors with a DESIGN.md §5 code, in the negotiated type.
+* It treats any content type containing ``application/json`` as JSON and refuses others
+  with 400; here a POST must be exactly ``application/json`` (parameters such as charset
+  allowed) and anything else gets 415.  This also keeps browsers' "simple" cross-site
+  POSTs (``text/plain``, forms) from ever running a mutation.
+* Batching (a JSON array of operations) is refused with a message that says so.  It is
+  refused rather than supported because each operation of a batch would need its own
+  admission-control budget, so one request could cost many times the per-request limit,
+  and the upstream calls of one operation are already batched; a client gains nothing
+  a few concurrent requests would not give it.
+* A body that is not UTF-8 made ``json.loads`` raise ``UnicodeDecodeError``, which
+  escaped as a 500; it is a 400 here.
+* A GET mutation gets 405 with ``Allow: POST``, as the spec requires, not 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any, overload
+
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from appointments_gateway.gateway.middleware.errors import error_body
+from appointments_gateway.resolvers.context import Context
+
+__all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLOverHTTP", "prefers_graphql_response_json"]
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+_JSON = "application/json"
+#: Set in the ASGI scope when the result is a request error (execution never began).
+_REQUEST_ERROR = "appointments_gateway.request_error"
+
+
+def prefers_graphql_response_json(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for ``application/graphql-response+json``.
+
+    Only an explicit mention counts (``*/*`` keeps ``application/json``, as the spec
+    recommends during its transition), and only when its quality is at least that of
+    ``application/json``; on a tie the newer type wins, as the spec prefers.
+    """
+    modern = 0.0
+    legacy = 0.0
+    for media_range in accept.split(","):
+        media_type, params = parse_content_type(media_range)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        if media_type == GRAPHQL_RESPONSE_JSON:
+            modern = max(modern, quality)
+        elif media_type in (_JSON, "application/*", "*/*"):
+            legacy = max(legacy, quality)
+    return modern > 0 and modern >= legacy
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """No data and no error with a ``path``: the request failed before execution began.
+
+    Field errors always carry a ``path`` (GraphQL spec §7.1.2); parse, validation and
+    variable errors, and admission control's refusal, never do.
+    """
+    errors = result.errors
+    if result.data is not None or not errors:
+        return False
+    return all(error.path is None for error in errors)
+
+
+class GraphQLOverHTTP(GraphQL[Context, None]):
+    """Strawberry's view with the GraphQL-over-HTTP behaviour described in the module."""
+
+    @overload
+    async def run(
+        self, request: Request, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response: ...
+
+    @overload
+    async def run(
+        self, request: WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> WebSocket: ...
+
+    async def run(
+        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        media_type = (
+            GRAPHQL_RESPONSE_JSON
+            if prefers_graphql_response_json(request.headers.get("accept", ""))
+            else _JSON
+        )
+        try:
+            response = await super().run(request, context, root_value)
+        except HTTPException as exc:
+            return _refusal(request, exc, media_type)
+        if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == _JSON:
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+            if request.scope.get(_REQUEST_ERROR) and response.status_code == 200:
+                response.status_code = 400
+        return response
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "POST":
+            content_type, _ = parse_content_type(request.content_type or "")
+            if content_type != _JSON:
+                raise HTTPException(
+                    415,
+                    "A GraphQL request must be sent as JSON, with 'Content-Type: "
+                    "application/json'.",
+                )
+            try:
+                data = self.decode_json(await request.get_body())
+            except ValueError:  # JSONDecodeError, and UnicodeDecodeError for non-UTF-8
+                raise HTTPException(400, "The request body is not valid JSON.") from None
+            if isinstance(data, list):
+                raise HTTPException(
+                    400,
+                    "Batching (a JSON array of operations) is not supported: send each "
+                    "operation in its own request.",
+                )
+            if not isinstance(data, dict):
+                raise HTTPException(
+                    400, 'The request body must be a JSON object such as {"query": "..."}.'
+                )
+        return await super().parse_http_body(request)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response: GraphQLHTTPResponse = await super().process_result(request, result)
+        if _is_request_error(result):
+            request.scope[_REQUEST_ERROR] = True
+            if prefers_graphql_response_json(request.headers.get("accept", "")):
+                # The spec: a request error has no data entry at all, not a null one.
+                response.pop("data", None)
+        return response
+
+
+def _refusal(request: Request, exc: HTTPException, media_type: str) -> Response:
+    status = exc.status_code
+    headers: dict[str, Any] = {}
+    if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
+        status = 405
+        headers["allow"] = "POST"
+    code = "NOT_FOUND" if status == 404 else "BAD_USER_INPUT"
+    return Response(
+        error_body(exc.reason, code), status_code=status, headers=headers, media_type=media_type
+    )
