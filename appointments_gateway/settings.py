@@ -287,6 +287,13 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_positive_float,
     ),
     Setting(
+        "operation_timeout",
+        "GATEWAY_OPERATION_TIMEOUT",
+        "seconds one GraphQL operation may take in all; upstream calls past it are cut "
+        "short and the operation answers UPSTREAM_TIMEOUT (with the data it has)",
+        _parse_positive_float,
+    ),
+    Setting(
         "upstream_rate_limit",
         "GATEWAY_UPSTREAM_RATE_LIMIT",
         "upstream requests per minute per API key that the gateway allows itself, across "
@@ -430,6 +437,7 @@ class Settings:
     port: int = 8000
     workers: int = 1
     upstream_timeout: float = 10.0
+    operation_timeout: float = 30.0
     upstream_rate_limit: int = 200
     upstream_max_wait: float = 5.0
     max_upstream_requests: int = 50

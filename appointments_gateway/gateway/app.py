@@ -97,6 +97,7 @@ def create_app(
         forward_base_url=base_url,
         graphiql=settings.graphiql,
         tokens=GatewayTokens(settings.gateway_tokens) if settings.gateway_tokens else None,
+        operation_timeout=settings.operation_timeout,
     )
 
     # One shared-state store for the process (DESIGN.md §7): rate buckets and

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from appointments_gateway.gateway.credentials import (
     GatewayTokens,
@@ -24,6 +30,14 @@ __all__ = ["GatewayGraphQL"]
 
 _EXAMPLE_START = "const EXAMPLE_QUERY = `"
 
+#: How long past its deadline an operation may still run before the view gives up on it.
+#: The session cuts every upstream call at the deadline itself, so resolvers finish with
+#: field errors and partial data a moment later; this bound only catches time spent
+#: elsewhere, and then the whole operation answers UPSTREAM_TIMEOUT.
+BACKSTOP_GRACE_SECONDS = 0.5
+
+logger = logging.getLogger("appointments_gateway.gateway")
+
 
 class GatewayGraphQL(GraphQLOverHTTP):
     """Builds a fresh ``Context`` per request and refuses callers without a credential.
@@ -35,6 +49,8 @@ class GatewayGraphQL(GraphQLOverHTTP):
         graphiql: serve GraphiQL to browsers at ``GET /graphql``.
         tokens: service mode: the gateway tokens a caller must present; ``None`` lets
             anyone who reaches the port in (Settings allows that on loopback only).
+        operation_timeout: seconds one operation may take, upstream calls included;
+            ``None``: no deadline beyond each upstream call's own timeout.
     """
 
     def __init__(
@@ -45,12 +61,14 @@ class GatewayGraphQL(GraphQLOverHTTP):
         forward_base_url: str | None,
         graphiql: bool,
         tokens: GatewayTokens | None = None,
+        operation_timeout: float | None = None,
     ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self._service_credential = service_credential
         self._forward_base_url = forward_base_url
         self._ide_html: str | None = None
         self._tokens = tokens if service_credential is not None else None
+        self._operation_timeout = operation_timeout
 
     def _credential(self, request: Request | WebSocket) -> Credential:
         if self._service_credential is not None:
@@ -83,7 +101,113 @@ class GatewayGraphQL(GraphQLOverHTTP):
                 )
                 await response(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        if scope["type"] == "http":
+            await self._serve_until_disconnect(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _serve_until_disconnect(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request, and cancel it if the client goes away before the answer.
+
+        Neither uvicorn nor Starlette cancels a handler whose client hung up (only
+        Starlette's streaming responses listen for that), so an abandoned operation would
+        go on spending the key's upstream budget.  Once Strawberry has read the body (a
+        GET has none to read), a watcher takes over ``receive``; an ``http.disconnect``
+        before the response starts cancels this task, and the view's ``finally`` then
+        cancels the operation's upstream calls still in flight (see
+        ``execute_operation``).  Nothing is sent: nobody is there to read it.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        body_read = asyncio.Event()
+        if scope.get("method") in ("GET", "HEAD"):
+            body_read.set()
+        responding = False
+        disconnected = False
+
+        async def receive_body() -> Message:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal responding
+            responding = True
+            await send(message)
+
+        async def watch() -> None:
+            nonlocal disconnected
+            await body_read.wait()
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not responding:
+                disconnected = True
+                task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await super().__call__(scope, receive_body, send_tracked)
+        except asyncio.CancelledError:
+            if not disconnected:
+                raise
+            task.uncancel()
+            logger.info("client disconnected; operation cancelled")
+        finally:
+            watcher.cancel()
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Any,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """Run the operation within its deadline; however it ends, end its upstream calls.
+
+        The session's deadline cuts each upstream call short (field errors, partial
+        data).  The bound here is the backstop for everything else, so a request never
+        hangs past the deadline: it answers ``UPSTREAM_TIMEOUT`` for the whole operation.
+        ``session.cancel()`` in ``finally`` stops calls that dataloaders started in tasks
+        of their own, which cancelling this task (timeout, client gone) would not reach.
+        """
+        session = context.upstream
+        deadline = session.deadline
+        delay = None if deadline is None else deadline - time.monotonic() + BACKSTOP_GRACE_SECONDS
+        try:
+            async with asyncio.timeout(delay) as bound:
+                return await super().execute_operation(
+                    request=request,
+                    request_adapter=request_adapter,
+                    request_data=request_data,
+                    context=context,
+                    root_value=root_value,
+                    sub_response=sub_response,
+                )
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            logger.warning("operation passed its deadline; answered UPSTREAM_TIMEOUT")
+            timed_out = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "The operation did not finish in time.",
+                        extensions={"code": "UPSTREAM_TIMEOUT"},
+                    )
+                ],
+                extensions={
+                    "upstream": {
+                        "requests": session.stats.requests,
+                        "milliseconds": round(session.stats.seconds * 1000, 1),
+                    }
+                },
+            )
+            return [timed_out] * len(request_data) if isinstance(request_data, list) else timed_out
+        finally:
+            session.cancel()
 
     @property
     def graphql_ide_html(self) -> str:
@@ -101,11 +225,11 @@ class GatewayGraphQL(GraphQLOverHTTP):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         upstream: UpstreamClient = request.state.upstream
-        return Context.for_session(
-            request,
-            upstream.session(self._credential(request)),
-            idempotency=request.state.idempotency,
-        )
+        session = upstream.session(self._credential(request))
+        if self._operation_timeout is not None:
+            # The governor and the session both honour it (see ClinikoSession).
+            session.deadline = time.monotonic() + self._operation_timeout
+        return Context.for_session(request, session, idempotency=request.state.idempotency)
 
 
 def _unauthenticated(message: str, *, bearer: bool = False) -> Response:

@@ -21,6 +21,7 @@ are not either, so the key only ever travels to its own shard's host.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import re
 import time
@@ -37,6 +38,7 @@ from .errors import (
     UnsafeUserAgent,
     UpstreamProtocolError,
     UpstreamRateLimited,
+    UpstreamTimeout,
     error_for_response,
     translate_errors,
 )
@@ -277,9 +279,19 @@ class ClinikoSession:
     Cheap to create (one per GraphQL operation); it owns no connections.
     Resources: ``appointments``, ``patients``, ``practitioners``,
     ``businesses``, ``appointment_types``, ``patient_cases``.
+
+    **Deadline and cancellation.** With ``deadline`` set, a call that would start after
+    it fails at once with :class:`UpstreamTimeout`, and one in flight (governor wait,
+    HTTP attempts, retries and their backoff together) is cut short when it passes.
+    :meth:`cancel` ends the operation's calls: those in flight are cancelled and new
+    ones refused.  Calls are tracked here, not by the operation's task, because
+    dataloaders send theirs from tasks of their own, which cancelling the operation's
+    task would leave running and spending the key's budget for nobody.
     """
 
     __slots__ = (
+        "_cancelled",
+        "_in_flight",
         "_upstream",
         "appointment_types",
         "appointments",
@@ -299,6 +311,8 @@ class ClinikoSession:
         #: A ``time.monotonic()`` instant past which no request waits for the rate
         #: budget (the operation's deadline); ``None``: only the governor's max_wait.
         self.deadline: float | None = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._cancelled = False
         self.appointments = AppointmentsResource(self, APPOINTMENTS)
         self.patients: Resource[PatientRecord] = Resource(self, PATIENTS)
         self.practitioners = PractitionersResource(self, PRACTITIONERS)
@@ -308,6 +322,18 @@ class ClinikoSession:
 
     def __repr__(self) -> str:
         return f"ClinikoSession({self.credential!r}, stats={self.stats!r})"
+
+    def cancel(self) -> None:
+        """Cancel every call in flight and refuse new ones: the operation is over.
+
+        Safe to call more than once, and from one of the calls' own tasks (that one is
+        left alone: it is already unwinding or finishing).
+        """
+        self._cancelled = True
+        current = asyncio.current_task()
+        for task in self._in_flight:
+            if task is not current:
+                task.cancel()
 
     async def request(
         self,
@@ -324,6 +350,18 @@ class ClinikoSession:
         template (``/patients/{id}``) used in errors, ``path`` the filled-in
         path (defaults to ``route``), always relative to the credential's API root.
         """
+        if self._cancelled:
+            raise UpstreamTimeout(
+                f"{method} {route}: the operation has ended", method=method, route=route
+            )
+        deadline = self.deadline
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise UpstreamTimeout(
+                f"{method} {route}: the operation's deadline passed before the call",
+                method=method,
+                route=route,
+            )
         url = self.credential.api_root + (route if path is None else path)
         with translate_errors(method, route):
             request = self._upstream._http.build_request(
@@ -333,14 +371,29 @@ class ClinikoSession:
                 json=json,
                 headers={"Authorization": self.credential.authorization},
             )
-        response = await self._upstream._send(
-            request,
-            method,
-            route,
-            self.stats,
-            key=self.credential.fingerprint,
-            deadline=self.deadline,
-        )
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            async with asyncio.timeout(remaining) as scope:
+                response = await self._upstream._send(
+                    request,
+                    method,
+                    route,
+                    self.stats,
+                    key=self.credential.fingerprint,
+                    deadline=deadline,
+                )
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise UpstreamTimeout(
+                f"{method} {route}: cut short at the operation's deadline",
+                method=method,
+                route=route,
+            ) from None
+        finally:
+            self._in_flight.discard(task)
         return _decode(response, method, route)
 
 

@@ -25,6 +25,7 @@ from appointments_gateway.upstream import (
     RetryPolicy,
     UpstreamClient,
     UpstreamRateLimited,
+    UpstreamTimeout,
 )
 
 from .conftest import USER_AGENT, example_appointment, json_response
@@ -393,9 +394,12 @@ async def test_no_wait_outlasts_the_operation_deadline(vt, client_for) -> None:
     gov = governor(vt, limit=2, burst=1, max_wait=3600)
     session = client_for(upstream, gov).session(CREDENTIAL)
     await vt.run(session.appointments.get("1"))
-    session.deadline = time.monotonic() - 1.0  # already past
+    session.deadline = time.monotonic() + 5.0  # sooner than the next token, 30 s away
     [error] = await vt.run(session.appointments.get("1"))
     assert isinstance(error, RateBudgetExhausted)
+    session.deadline = time.monotonic() - 1.0  # already past: the call is not even tried
+    [error] = await vt.run(session.appointments.get("1"))
+    assert isinstance(error, UpstreamTimeout)
     assert len(upstream.times) == 1
 
 
