@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from appointments_gateway import __version__
+from appointments_gateway.observability.logs import log_config
 from appointments_gateway.settings import (
     SANDBOX_SETTINGS,
     SETTINGS,
@@ -142,6 +143,8 @@ def _serve(args: argparse.Namespace) -> int:
             port=port,
             workers=settings.workers,
             log_level=settings.log_level,
+            # One JSON object per line, exceptions without their messages (observability/logs.py).
+            log_config=log_config(settings.log_level),
             proxy_headers=False,
             # uvicorn's access log prints the full URL, and a GET operation carries its
             # variables (names, notes) in the query string: health data must not reach logs.

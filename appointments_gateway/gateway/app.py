@@ -19,12 +19,16 @@ from typing import TypedDict
 import httpx
 import strawberry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import Response
 from starlette.routing import Route
 
 from appointments_gateway.gateway.credentials import GatewayTokens
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
+from appointments_gateway.gateway.readiness import Readiness
+from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
@@ -109,6 +113,12 @@ def create_app(
             limit=settings.upstream_rate_limit_per_process,
             max_wait=settings.upstream_max_wait,
         )
+    # One registry per app (observability/metrics.py): tests build many apps.
+    metrics = GatewayMetrics(governor)
+    readiness = Readiness(service_credential=service_credential, forward_base_url=base_url)
+
+    async def metrics_endpoint(request: object) -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -117,6 +127,7 @@ def create_app(
             timeout=settings.upstream_timeout,
             transport=upstream_transport,
             governor=governor,
+            observer=metrics.upstream_attempt,
         ) as upstream:
             # A waiter gives up on an in-flight create only after it surely ended: a POST
             # takes at most its timeout per attempt, and connect failures are retried.
@@ -138,8 +149,11 @@ def create_app(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readiness.endpoint, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        middleware=http_hygiene(settings),
+        # Outermost, so refusals of the hygiene middleware get a request id and a line too.
+        middleware=[Middleware(ObservabilityMiddleware, metrics=metrics), *http_hygiene(settings)],
         lifespan=lifespan,
     )
 

@@ -44,9 +44,13 @@ class RecordLoader(DataLoader[str, "R | None"], Generic[R]):
         self._fetch = fetch
         #: How many batches went upstream, for tests and metrics.
         self.batches = 0
+        #: Keys per batch; the operation's metrics observe them once it ends (an append
+        #: here is cheaper than a histogram observation per batch).
+        self.batch_sizes: list[int] = []
 
     async def batch_load_fn(self, keys: list[str]) -> list[R | None]:
         self.batches += 1
+        self.batch_sizes.append(len(keys))
         with translate_upstream():
             found = await self._fetch(keys)
         return [found.get(key) for key in keys]
@@ -74,8 +78,11 @@ class ConflictsLoader(DataLoader[str, bool]):
     def __init__(self, session: ClinikoSession) -> None:
         super().__init__()
         self._session = session
+        #: Keys per batch, for the metrics (see ``RecordLoader.batch_sizes``).
+        self.batch_sizes: list[int] = []
 
     async def batch_load_fn(self, keys: list[str]) -> list[bool]:
+        self.batch_sizes.append(len(keys))
         with translate_upstream():
             return list(
                 await asyncio.gather(*(self._session.appointments.has_conflicts(k) for k in keys))

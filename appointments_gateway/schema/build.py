@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
-from appointments_gateway.schema.errors import GatewayErrors
+from appointments_gateway.schema.errors import GatewayErrors, is_unexpected, log_unexpected
 from appointments_gateway.schema.extensions import UpstreamCostLimit, UpstreamUsage
 from appointments_gateway.schema.mutations import Mutation
+from appointments_gateway.schema.observe import OperationObserver
 from appointments_gateway.schema.query import Query
 from appointments_gateway.schema.scalars import DateTime
 from appointments_gateway.schema.types import (
@@ -22,11 +25,27 @@ from appointments_gateway.schema.types import (
     Practitioner,
 )
 
-__all__ = ["DEFAULT_MAX_UPSTREAM_REQUESTS", "build_schema"]
+__all__ = ["DEFAULT_MAX_UPSTREAM_REQUESTS", "GatewaySchema", "build_schema"]
 
 
 #: The default admission limit: a quarter of a key's 200 requests per minute.
 DEFAULT_MAX_UPSTREAM_REQUESTS = 50
+
+
+class GatewaySchema(strawberry.Schema):
+    """Logs only the errors that are bugs, once each, without their messages.
+
+    Strawberry's default ``process_errors`` logs every error at ERROR with a traceback
+    and its message: a ``NOT_FOUND`` or ``RATE_LIMITED`` is an answer, not a fault (the
+    operation's log line lists its code), and a message may quote a caller's input.
+    It is called with the errors before ``GatewayErrors`` masks them, so the original
+    exception is still at hand.
+    """
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            if is_unexpected(error):
+                log_unexpected(error)
 
 
 def build_schema(
@@ -46,12 +65,14 @@ def build_schema(
     """
     limit = max_upstream_requests if max_upstream_requests > 0 else 2**31
     no_introspection = [] if introspection else [DisableIntrospection]
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         types=[Appointment, Patient, Practitioner, Business, AppointmentType, PatientCase],
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=[
+            # First, so that it sees the errors after GatewayErrors has coded them.
+            OperationObserver,
             *no_introspection,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

@@ -12,34 +12,62 @@ for the caller, e.g. a ``DateTime`` without a time zone).
 
 from __future__ import annotations
 
+import logging
+
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from appointments_gateway.observability import current_request_id
+from appointments_gateway.observability.logs import FIELDS, describe_exception
 from appointments_gateway.resolvers.errors import GatewayError
 
-__all__ = ["GatewayErrors"]
+__all__ = ["GatewayErrors", "is_unexpected", "log_unexpected"]
+
+logger = logging.getLogger("appointments_gateway.errors")
 
 
 def _is_expected(error: GraphQLError) -> bool:
     return isinstance(error.original_error, GatewayError)
 
 
+def is_unexpected(error: GraphQLError) -> bool:
+    """A bug: raised while resolving a field, and not one of the gateway's own errors."""
+    return error.original_error is not None and error.path is not None and not _is_expected(error)
+
+
+def log_unexpected(error: GraphQLError) -> None:
+    """One ERROR line for a masked error: request id, field path, exception type, frames.
+
+    The exception's message and arguments are left out on purpose (see
+    ``observability.logs``): they may quote a record.  The path holds field names and
+    list indices only.
+    """
+    original = error.original_error
+    assert original is not None
+    fields = {
+        "request_id": current_request_id(),
+        "graphql_path": error.path,
+        "exception": describe_exception(original),
+    }
+    logger.error("unexpected error (masked as INTERNAL_SERVER_ERROR)", extra={FIELDS: fields})
+
+
 class GatewayErrors(MaskErrors):
-    """Masks unexpected errors and gives every error an ``extensions.code``."""
+    """Masks unexpected errors and gives every error an ``extensions.code``.
+
+    A masked error carries the request id (``extensions.requestId``, also the response's
+    ``X-Request-Id``), which finds its log line.
+    """
 
     def __init__(self) -> None:
-        super().__init__(
-            should_mask_error=lambda error: (
-                error.original_error is not None
-                and error.path is not None
-                and not _is_expected(error)
-            ),
-            error_message="Internal server error.",
-        )
+        super().__init__(should_mask_error=is_unexpected, error_message="Internal server error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        request_id = current_request_id()
+        if request_id is not None:
+            masked.extensions["requestId"] = request_id
         return masked
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:

@@ -25,7 +25,7 @@ import asyncio
 import enum
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -66,6 +66,7 @@ __all__ = [
     "DEFAULT_GOVERNOR",
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "AttemptObserver",
     "ClinikoSession",
     "RequestStats",
     "UpstreamClient",
@@ -80,6 +81,10 @@ The pool wait is deliberate: if it fires we are the bottleneck, and the error
 """
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 """httpx's defaults, spelt out. The per-key rate governor, not the pool, is the throttle."""
+
+AttemptObserver = Callable[[str, str, "int | str", float], None]
+"""Told of every HTTP attempt: method, route template, status (or the transport error's
+class name when no response came) and seconds.  It runs on the hot path: keep it cheap."""
 
 
 class _Default(enum.Enum):
@@ -136,9 +141,11 @@ class UpstreamClient:
         governor: the per-key budget every attempt goes through (see :mod:`.governor`);
             by default a new one at 200 requests per minute in memory; ``None`` (or a
             governor with limit 0) sends without one.
+        observer: called after every HTTP attempt, for metrics (see
+            :data:`AttemptObserver`); it only ever sees route templates, never ids.
     """
 
-    __slots__ = ("_http", "_retry", "_safe_user_agent", "governor", "user_agent")
+    __slots__ = ("_http", "_observer", "_retry", "_safe_user_agent", "governor", "user_agent")
 
     def __init__(
         self,
@@ -149,12 +156,14 @@ class UpstreamClient:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing is safe)
         limits: httpx.Limits = DEFAULT_LIMITS,
         governor: Governor | Literal[_Default.GOVERNOR] | None = DEFAULT_GOVERNOR,
+        observer: AttemptObserver | None = None,
     ) -> None:
         if not user_agent or not user_agent.isprintable() or not user_agent.isascii():
             raise UnsafeUserAgent("The User-Agent must be non-empty printable ASCII.")
         self.user_agent = user_agent
         self._safe_user_agent = is_safe_user_agent(user_agent)
         self._retry = retry
+        self._observer = observer
         if governor is DEFAULT_GOVERNOR:
             governor = Governor()
         self.governor = governor if governor is not None and governor.enabled else None
@@ -196,6 +205,23 @@ class UpstreamClient:
             )
         return ClinikoSession(self, credential)
 
+    async def probe(self, url: str) -> int:
+        """One unauthenticated GET, for readiness: the status, whatever it is.
+
+        No credential, so no governor (it spends nobody's budget) and no retries (a
+        readiness check answers now).  Raises ``httpx.HTTPError`` when no response came.
+        """
+        started = time.perf_counter()
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError as exc:
+            if self._observer is not None:
+                self._observer("GET", "(probe)", type(exc).__name__, time.perf_counter() - started)
+            raise
+        if self._observer is not None:
+            self._observer("GET", "(probe)", response.status_code, time.perf_counter() - started)
+        return response.status_code
+
     async def _send(
         self,
         request: httpx.Request,
@@ -215,6 +241,7 @@ class UpstreamClient:
         """
         policy = self._retry
         governor = self.governor
+        observer = self._observer
         attempt = 0
         waited = 0.0
         retried_after_429 = False
@@ -231,13 +258,19 @@ class UpstreamClient:
                 try:
                     response = await self._http.send(request)
                 except httpx.HTTPError as exc:
-                    stats.seconds += time.perf_counter() - started
+                    elapsed = time.perf_counter() - started
+                    stats.seconds += elapsed
+                    if observer is not None:
+                        observer(method, route, type(exc).__name__, elapsed)
                     if not isinstance(exc, _NEVER_SENT):
                         stats.requests += 1
                     if attempt >= policy.max_retries or not policy.retries_exception(method, exc):
                         raise
                 else:
-                    stats.seconds += time.perf_counter() - started
+                    elapsed = time.perf_counter() - started
+                    stats.seconds += elapsed
+                    if observer is not None:
+                        observer(method, route, response.status_code, elapsed)
                     stats.requests += 1
                     if response.is_success:
                         return response
