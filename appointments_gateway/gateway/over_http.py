@@ -73,16 +73,27 @@ def prefers_graphql_response_json(accept: str) -> bool:
     return modern > 0 and modern >= legacy
 
 
+#: Codes only execution produces: an error carrying one ended an operation that had begun
+#: (the whole-operation deadline answers UPSTREAM_TIMEOUT without a path).
+_EXECUTION_CODES = frozenset(
+    {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"}
+)
+
+
 def _is_request_error(result: ExecutionResult) -> bool:
     """No data and no error with a ``path``: the request failed before execution began.
 
     Field errors always carry a ``path`` (GraphQL spec §7.1.2); parse, validation and
-    variable errors, and admission control's refusal, never do.
+    variable errors, and admission control's refusal, never do. An error with an
+    execution-only code counts as execution even without a path.
     """
     errors = result.errors
     if result.data is not None or not errors:
         return False
-    return all(error.path is None for error in errors)
+    return all(
+        error.path is None and (error.extensions or {}).get("code") not in _EXECUTION_CODES
+        for error in errors
+    )
 
 
 class GraphQLOverHTTP(GraphQL[Context, None]):

@@ -88,6 +88,14 @@ async def test_an_operation_stuck_elsewhere_answers_upstream_timeout_as_a_whole(
         response = await client.post("/graphql", json={"query": "{ stuck }"})
         elapsed = time.monotonic() - started
         again = await client.post("/graphql", json={"query": "{ fine }"})
+        # execution had begun: per GraphQL-over-HTTP that is a 200, not a request error
+        spec = await client.post(
+            "/graphql",
+            json={"query": "{ stuck }"},
+            headers={"Accept": "application/graphql-response+json"},
+        )
+    assert spec.status_code == 200
+    assert spec.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_TIMEOUT"
     assert response.status_code == 200
     body = response.json()
     assert body["data"] is None

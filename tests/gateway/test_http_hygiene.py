@@ -260,6 +260,7 @@ async def test_configured_origins_may_call_the_gateway_and_others_may_not(sandbo
     assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-credentials" not in preflight.headers
     assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert allowed.headers["access-control-expose-headers"].lower() == "x-request-id"
     assert refused_preflight.status_code == 400
     assert "access-control-allow-origin" not in refused_preflight.headers
     assert "access-control-allow-origin" not in other.headers

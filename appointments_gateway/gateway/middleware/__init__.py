@@ -40,6 +40,8 @@ def http_hygiene(settings: Settings) -> list[Middleware]:
                 # Authorization carries the caller's key (forward mode) or gateway token;
                 # no cookies are involved, so credentials mode stays off.
                 allow_headers=("Authorization", "Content-Type", "Accept"),
+                # so a browser client can read the id to quote in a support request
+                expose_headers=("X-Request-Id",),
                 max_age=600,
             )
         )
