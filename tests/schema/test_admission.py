@@ -62,3 +62,14 @@ async def test_every_benchmark_operation_is_admitted_and_bounded(gw: Gateway):
         for upstream in ran:
             assert upstream["estimate"] >= upstream["requests"], operation.name
             assert upstream["estimate"] <= 50, operation.name
+
+
+async def test_without_an_operation_name_the_operation_that_runs_is_the_one_estimated(gw: Gateway):
+    # Strawberry runs the first operation when no operationName is given (the spec would
+    # refuse); the bound follows the same choice, so the limit cannot be sidestepped.
+    cheap_first = await gw.query(f"query Cheap {{ version }} query Costly {TOO_COSTLY}")
+    assert cheap_first["data"] == {"version": cheap_first["data"]["version"]}
+    assert cheap_first["extensions"]["upstream"]["estimate"] == 0
+    costly_first = await gw.query(f"query Costly {TOO_COSTLY} query Cheap {{ version }}")
+    assert costly_first["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert gw.sandbox_requests == 0
