@@ -315,6 +315,24 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_non_negative_int,
     ),
     Setting(
+        "max_depth",
+        "GATEWAY_MAX_DEPTH",
+        "refuse documents nested deeper than this (QUERY_TOO_COMPLEX)",
+        _parse_positive_int,
+    ),
+    Setting(
+        "max_aliases",
+        "GATEWAY_MAX_ALIASES",
+        "refuse documents with more aliases than this (QUERY_TOO_COMPLEX)",
+        _parse_positive_int,
+    ),
+    Setting(
+        "max_tokens",
+        "GATEWAY_MAX_TOKENS",
+        "stop parsing documents longer than this many tokens (QUERY_TOO_COMPLEX)",
+        _parse_positive_int,
+    ),
+    Setting(
         "graphiql",
         "GATEWAY_GRAPHIQL",
         "serve GraphiQL at GET /graphql in a browser (true/false)",
@@ -441,6 +459,9 @@ class Settings:
     upstream_rate_limit: int = 200
     upstream_max_wait: float = 5.0
     max_upstream_requests: int = 50
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
     graphiql: bool = True
     introspection: bool = True
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES

@@ -96,6 +96,9 @@ def create_app(
         or build_schema(
             max_upstream_requests=settings.max_upstream_requests,
             introspection=settings.introspection,
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
         ),
         service_credential=service_credential,
         forward_base_url=base_url,

@@ -42,6 +42,7 @@ from strawberry.types.unset import UNSET
 
 from appointments_gateway.gateway.middleware.errors import error_body
 from appointments_gateway.resolvers.context import Context
+from appointments_gateway.schema.errors import code_for
 
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLOverHTTP", "prefers_graphql_response_json"]
 
@@ -159,6 +160,11 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        for error in result.errors or ():
+            # Parse errors never pass through the schema's extensions: give them the
+            # code every error leaving the gateway must have.
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": code_for(error)}
         response: GraphQLHTTPResponse = await super().process_result(request, result)
         if _is_request_error(result):
             request.scope[_REQUEST_ERROR] = True

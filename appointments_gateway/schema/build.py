@@ -7,7 +7,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from appointments_gateway.schema.errors import GatewayErrors, is_unexpected, log_unexpected
@@ -25,7 +32,14 @@ from appointments_gateway.schema.types import (
     Practitioner,
 )
 
-__all__ = ["DEFAULT_MAX_UPSTREAM_REQUESTS", "GatewaySchema", "build_schema"]
+__all__ = [
+    "DEFAULT_MAX_ALIASES",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_UPSTREAM_REQUESTS",
+    "GatewaySchema",
+    "build_schema",
+]
 
 
 #: The default admission limit: a quarter of a key's 200 requests per minute.
@@ -48,8 +62,20 @@ class GatewaySchema(strawberry.Schema):
                 log_unexpected(error)
 
 
+#: Shape limits: far above what a screen needs (the benchmark's deepest operation has
+#: depth 7), low enough that a document cannot make parsing or validation expensive.
+DEFAULT_MAX_DEPTH = 12
+DEFAULT_MAX_ALIASES = 30
+DEFAULT_MAX_TOKENS = 5000
+
+
 def build_schema(
-    *, max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS, introspection: bool = True
+    *,
+    max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
+    introspection: bool = True,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_aliases: int = DEFAULT_MAX_ALIASES,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> strawberry.Schema:
     """A fresh schema; ``schema.graphql`` at the repo root is its exported SDL.
 
@@ -62,6 +88,10 @@ def build_schema(
     before anything runs; ``__typename`` stays, clients need it): in production the
     schema's shape is no one's business but its clients', who have ``schema.graphql``.
     The rule comes before the validation cache so no cached result is made without it.
+
+    Depth, alias and token limits refuse a document as ``QUERY_TOO_COMPLEX`` (the token
+    limit stops the parser itself, before it builds a large tree); like the introspection
+    rule they come before the caches.
     """
     limit = max_upstream_requests if max_upstream_requests > 0 else 2**31
     no_introspection = [] if introspection else [DisableIntrospection]
@@ -74,6 +104,9 @@ def build_schema(
             # First, so that it sees the errors after GatewayErrors has coded them.
             OperationObserver,
             *no_introspection,
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             lambda: UpstreamCostLimit(max_requests=limit),

@@ -13,6 +13,7 @@ for the caller, e.g. a ``DateTime`` without a time zone).
 from __future__ import annotations
 
 import logging
+import re
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
@@ -21,9 +22,31 @@ from appointments_gateway.observability import current_request_id
 from appointments_gateway.observability.logs import FIELDS, describe_exception
 from appointments_gateway.resolvers.errors import GatewayError
 
-__all__ = ["GatewayErrors", "is_unexpected", "log_unexpected"]
+__all__ = [
+    "GatewayErrors",
+    "code_for",
+    "is_unexpected",
+    "log_unexpected",
+]
 
 logger = logging.getLogger("appointments_gateway.errors")
+
+
+#: The messages of the depth, alias and token limits (Strawberry's limiters and
+#: graphql-core's parser); tests pin each one, so a reworded message fails loudly.
+_OVER_LIMIT = re.compile(
+    r"exceeds maximum operation depth of \d+|^\d+ aliases found\. Allowed: \d+|"
+    r"^Syntax Error: Document contains more than \d+ tokens"
+)
+
+
+def code_for(error: GraphQLError) -> str:
+    """The code of an error that carries none: the client's document is at fault.
+
+    Parse and validation errors come without one (and a parse error never reaches the
+    extensions at all, so the HTTP view calls this too).
+    """
+    return "QUERY_TOO_COMPLEX" if _OVER_LIMIT.search(error.message) else "BAD_USER_INPUT"
 
 
 def _is_expected(error: GraphQLError) -> bool:
@@ -77,5 +100,8 @@ class GatewayErrors(MaskErrors):
             if isinstance(original, GatewayError):
                 error.extensions = {**(error.extensions or {}), **original.extensions}
             elif not (error.extensions or {}).get("code"):
-                error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+                code = (
+                    "QUERY_TOO_COMPLEX" if _OVER_LIMIT.search(error.message) else "BAD_USER_INPUT"
+                )
+                error.extensions = {**(error.extensions or {}), "code": code}
         return processed

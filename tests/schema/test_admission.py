@@ -73,3 +73,25 @@ async def test_without_an_operation_name_the_operation_that_runs_is_the_one_esti
     costly_first = await gw.query(f"query Costly {TOO_COSTLY} query Cheap {{ version }}")
     assert costly_first["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert gw.sandbox_requests == 0
+
+
+async def test_depth_alias_and_token_limits_are_query_too_complex_before_any_call(gw: Gateway):
+    deep = "{ appointments(first: 1) { nodes { " + "repeatedFrom { " * 12 + "id" + " }" * 14 + " }"
+    aliases = "{ " + " ".join(f"v{i}: version" for i in range(31)) + " }"
+    tokens = "{ " + " ".join("version" for _ in range(5001)) + " }"
+    for document in (deep, aliases, tokens):
+        # a parse-time refusal carries no extensions, so post directly
+        response = await gw.http.post("/graphql", json={"query": document})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body["errors"]
+    assert gw.sandbox_requests == 0
+    within = await gw.query("{ " + " ".join(f"v{i}: version" for i in range(30)) + " }")
+    assert "errors" not in within
+
+
+async def test_a_syntax_error_carries_a_code_too(gw: Gateway):
+    response = await gw.http.post("/graphql", json={"query": "{ version"})
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
