@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from appointments_gateway.gateway.credentials import GatewayTokens
+from appointments_gateway.gateway.graphiql import STATIC_PREFIX, GraphiQLAssets
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
@@ -154,6 +155,12 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readiness.endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            # GraphiQL's own assets, read once here; no route at all with GraphiQL off.
+            *(
+                [Route(STATIC_PREFIX + "{name}", GraphiQLAssets.load().endpoint, methods=["GET"])]
+                if settings.graphiql
+                else []
+            ),
         ],
         # Outermost, so refusals of the hygiene middleware get a request id and a line too.
         middleware=[Middleware(ObservabilityMiddleware, metrics=metrics), *http_hygiene(settings)],
