@@ -366,6 +366,13 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_port,
     ),
     Setting(
+        "tracing",
+        "GATEWAY_TRACING",
+        "emit OpenTelemetry spans (one per operation, one per upstream call) to the "
+        "configured TracerProvider, e.g. under opentelemetry-instrument (true/false)",
+        _parse_bool,
+    ),
+    Setting(
         "log_level",
         "GATEWAY_LOG_LEVEL",
         "critical, error, warning, info or debug",
@@ -467,6 +474,7 @@ class Settings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     cors_origins: tuple[str, ...] = ()
     sandbox_port: int = 8911
+    tracing: bool = False
     log_level: str = "info"
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ from typing import TypedDict
 
 import httpx
 import strawberry
+from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import Response
@@ -30,6 +31,7 @@ from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
 from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
+from appointments_gateway.observability.tracing import Tracing, chain_observers
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
@@ -57,6 +59,7 @@ def create_app(
     schema: strawberry.Schema | None = None,
     governor: Governor | None = None,
     freeze_gc: bool = False,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
     """Assemble the gateway.
 
@@ -69,6 +72,8 @@ def create_app(
             needs another one behind the same plumbing.
         governor: the per-key upstream budget; by default one built from the settings
             (this process's share of ``upstream_rate_limit``, ``upstream_max_wait``).
+        tracer_provider: where spans go when ``settings.tracing`` is on (the global
+            OpenTelemetry provider by default).
         freeze_gc: after start-up, exclude every object alive then from garbage
             collection (``gc.freeze``); for server processes, not for tests that build
             many apps in one process.
@@ -92,6 +97,7 @@ def create_app(
         assert api_key is not None  # Settings refuses service mode without a key
         service_credential = Credential.from_api_key(api_key, base_url=base_url)
 
+    tracing = Tracing(tracer_provider) if settings.tracing else None
     graphql_app = GatewayGraphQL(
         schema
         or build_schema(
@@ -106,6 +112,7 @@ def create_app(
         graphiql=settings.graphiql,
         tokens=GatewayTokens(settings.gateway_tokens) if settings.gateway_tokens else None,
         operation_timeout=settings.operation_timeout,
+        tracing=tracing,
     )
 
     # One shared-state store for the process (DESIGN.md §7): rate buckets and
@@ -131,7 +138,9 @@ def create_app(
             timeout=settings.upstream_timeout,
             transport=upstream_transport,
             governor=governor,
-            observer=metrics.upstream_attempt,
+            observer=chain_observers(
+                metrics.upstream_attempt, tracing.upstream_attempt if tracing else None
+            ),
         ) as upstream:
             # A waiter gives up on an in-flight create only after it surely ended: a POST
             # takes at most its timeout per attempt, and connect failures are retried.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from appointments_gateway.gateway.credentials import (
 )
 from appointments_gateway.gateway.graphiql import graphiql_page, page_response
 from appointments_gateway.gateway.over_http import GraphQLOverHTTP
+from appointments_gateway.observability.tracing import Tracing
 from appointments_gateway.resolvers.context import Context
 from appointments_gateway.schema.example import EXAMPLE_QUERY
 from appointments_gateway.upstream import Credential, UpstreamClient
@@ -61,6 +63,7 @@ class GatewayGraphQL(GraphQLOverHTTP):
         graphiql: bool,
         tokens: GatewayTokens | None = None,
         operation_timeout: float | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self._service_credential = service_credential
@@ -68,6 +71,7 @@ class GatewayGraphQL(GraphQLOverHTTP):
         self._ide_html: str | None = None
         self._tokens = tokens if service_credential is not None else None
         self._operation_timeout = operation_timeout
+        self._tracing = tracing
 
     def _credential(self, request: Request | WebSocket) -> Credential:
         if self._service_credential is not None:
@@ -175,16 +179,18 @@ class GatewayGraphQL(GraphQLOverHTTP):
         session = context.upstream
         deadline = session.deadline
         delay = None if deadline is None else deadline - time.monotonic() + BACKSTOP_GRACE_SECONDS
+        span = self._tracing.operation() if self._tracing is not None else nullcontext()
         try:
-            async with asyncio.timeout(delay) as bound:
-                return await super().execute_operation(
-                    request=request,
-                    request_adapter=request_adapter,
-                    request_data=request_data,
-                    context=context,
-                    root_value=root_value,
-                    sub_response=sub_response,
-                )
+            with span:
+                async with asyncio.timeout(delay) as bound:
+                    return await super().execute_operation(
+                        request=request,
+                        request_adapter=request_adapter,
+                        request_data=request_data,
+                        context=context,
+                        root_value=root_value,
+                        sub_response=sub_response,
+                    )
         except TimeoutError:
             if not bound.expired():
                 raise
