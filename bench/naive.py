@@ -29,14 +29,13 @@ from appointments_gateway.schema.errors import GatewayErrors
 from appointments_gateway.schema.extensions import UpstreamUsage
 from appointments_gateway.schema.info import Info
 from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
+from appointments_gateway.schema.loading import connection_of
 from appointments_gateway.schema.scalars import DateTime
 from appointments_gateway.schema.types import (
     Appointment,
     AppointmentConnection,
-    AppointmentEdge,
     AppointmentType,
     Business,
-    PageInfo,
     Patient,
     PatientCase,
     Practitioner,
@@ -128,21 +127,7 @@ class NaiveQuery:
         )
         related = NaiveRelated(session)
         nodes = [Appointment.from_record(edge.node, related) for edge in window.edges]
-        edges = [
-            AppointmentEdge(cursor=edge.cursor, node=node)
-            for edge, node in zip(window.edges, nodes, strict=True)
-        ]
-        return AppointmentConnection(
-            edges=edges,
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=window.has_next_page,
-                has_previous_page=window.has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=window.total_count,
-        )
+        return connection_of(window, nodes)
 
 
 def build_naive_schema() -> strawberry.Schema:

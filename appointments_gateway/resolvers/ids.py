@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
 from appointments_gateway.resolvers.errors import BadUserInput
+from appointments_gateway.upstream import InvalidRequest
+from appointments_gateway.upstream.filters import validate_id
 
 __all__ = ["NODE_TYPES", "parse_global_id", "parse_id", "to_global_id"]
 
@@ -21,16 +22,18 @@ NODE_TYPES = frozenset(
     {"Appointment", "Patient", "Practitioner", "Business", "AppointmentType", "PatientCase"}
 )
 
-_RAW_ID = re.compile(r"[0-9]{1,20}")
-_MAX_INT64 = 2**63 - 1
-
 
 def to_global_id(type_name: str, raw_id: str) -> str:
     return base64.b64encode(f"{type_name}:{raw_id}".encode()).decode("ascii")
 
 
 def _is_raw(value: str) -> bool:
-    return _RAW_ID.fullmatch(value) is not None and int(value) <= _MAX_INT64
+    """A Cliniko id in its canonical form (the upstream client's one definition of it)."""
+    try:
+        validate_id(value)
+    except InvalidRequest:
+        return False
+    return True
 
 
 def parse_global_id(value: str) -> tuple[str, str]:
@@ -58,7 +61,7 @@ def parse_id(value: str, type_name: str, *, argument: str = "id") -> str:
     except BadUserInput:
         raise BadUserInput(
             f"{argument}: {value[:64]!r} is neither a {type_name} global id nor a Cliniko id "
-            "(digits only).",
+            "(digits, no leading zeros).",
             argument=argument,
         ) from None
     if found_type != type_name:

@@ -20,10 +20,8 @@ from appointments_gateway.resolvers.ids import parse_id
 from appointments_gateway.resolvers.user_errors import INPUT, UserError, UserErrorCode, camel, label
 from appointments_gateway.upstream import (
     AppointmentFields,
-    InvalidRequest,
     RepeatRule,
     format_datetime,
-    validate_id,
 )
 
 __all__ = [
@@ -94,17 +92,9 @@ _REQUIRED = ("starts_at", "patient_id", "practitioner_id", "appointment_type_id"
 def raw_id(value: str, type_name: str, path: tuple[str, ...], errors: list[UserError]) -> str:
     """The raw Cliniko id named by ``value``; records a user error and returns "" if none."""
     try:
-        return validate_id(parse_id(value, type_name, argument=".".join(path)))
+        return parse_id(value, type_name, argument=".".join(path))
     except BadUserInput as exc:
         errors.append(UserError(path, exc.message, UserErrorCode.INVALID))
-    except InvalidRequest:
-        errors.append(
-            UserError(
-                path,
-                f"{label(path)}: a Cliniko id is digits without leading zeros.",
-                UserErrorCode.INVALID,
-            )
-        )
     return ""
 
 

@@ -48,6 +48,7 @@ from appointments_gateway.upstream import AppointmentRecord
 __all__ = [
     "Related",
     "appointment_connection",
+    "connection_of",
     "lookup",
     "nodes_by_global_id",
     "parent_connection",
@@ -261,6 +262,13 @@ async def _connection(
     for record in records:
         loaders.appointments.remember(record.id, record)
     nodes = await prepare_appointments(loaders, records, node_selections) if records else []
+    return connection_of(window, nodes)
+
+
+def connection_of(
+    window: Slice[AppointmentRecord], nodes: list[Appointment]
+) -> AppointmentConnection:
+    """The connection object for a page whose nodes are built (in the page's order)."""
     edges = [
         AppointmentEdge(cursor=edge.cursor, node=node)
         for edge, node in zip(window.edges, nodes, strict=True)
