@@ -304,8 +304,9 @@ async def parent_connection(
     by one combined list call where it can be (``resolvers/children.py``).
     """
     context = info.context
-    node_selections, needs_rows = _node_selections(info.selected_fields)
-    needs_total = "totalCount" in field_names(sub_selections(info.selected_fields), _CONNECTION)
+    selected = info.selected_fields  # converted from the AST on every access: once here
+    node_selections, needs_rows = _node_selections(selected)
+    needs_total = "totalCount" in field_names(sub_selections(selected), _CONNECTION)
     window = await context.loaders.children.load(
         ChildrenKey(
             column=column,
