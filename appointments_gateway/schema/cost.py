@@ -45,11 +45,13 @@ from graphql import (
 )
 
 from appointments_gateway.resolvers.pagination import DEFAULT_FIRST, MAX_PAGE_SIZE, MAX_WINDOW
+from appointments_gateway.schema.loading import RELATIONS
 
 __all__ = ["estimate_upstream_requests"]
 
 #: Relations resolved by one batched lookup per 100 parents.
-_BATCHED_RELATIONS = {"patient": 1, "business": 1, "appointmentType": 1, "patientCase": 1}
+#: Taken from the resolvers' own relation table, so a relation added there is costed here.
+_BATCHED_RELATIONS = frozenset(RELATIONS) - {"practitioner", "repeatedFrom"}
 #: Practitioners: the active list, then the inactive list for ids it lacked.
 _PRACTITIONER_LOOKUPS = 2
 _ID_ONLY = frozenset({"id", "clinikoId", "__typename"})

@@ -46,6 +46,7 @@ from appointments_gateway.schema.types import (
 from appointments_gateway.upstream import AppointmentRecord
 
 __all__ = [
+    "RELATIONS",
     "Related",
     "appointment_connection",
     "connection_of",
