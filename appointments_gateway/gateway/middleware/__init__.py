@@ -3,14 +3,17 @@
 Plain ASGI classes, one per module, each passing through the scope types it does not
 handle.
 
-``http_hygiene(settings)`` is the stack ``create_app`` installs, outermost first:
+``http_hygiene(settings)`` is the stack ``create_app`` installs inside the request-id
+middleware, outermost first:
 
 1. CORS, only when origins are configured: outermost so that even a refusal below
    (a 413, say) carries the headers a browser needs to show the error to the page.
-2. gzip for responses of 1 KiB and more: a page of 100 appointments is ~60 KiB of JSON
+2. the catch-all for unexpected exceptions: a JSON 500 with the request id, instead of
+   Starlette's plain text from outside every middleware (``internal_errors.py``).
+3. gzip for responses of 1 KiB and more: a page of 100 appointments is ~60 KiB of JSON
    that compresses ~10x; small answers are not worth the CPU.  Level 6, not Starlette's
    9: for JSON it is nearly as small at a fraction of the CPU.
-3. the body size limit, innermost, right in front of the routes that read bodies.
+4. the body size limit, innermost, right in front of the routes that read bodies.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from appointments_gateway.gateway.middleware.body_limit import BodySizeLimit, BodyTooLarge
+from appointments_gateway.gateway.middleware.internal_errors import InternalErrors
 from appointments_gateway.settings import Settings
 
-__all__ = ["GZIP_MINIMUM_BYTES", "BodySizeLimit", "BodyTooLarge", "http_hygiene"]
+__all__ = ["GZIP_MINIMUM_BYTES", "BodySizeLimit", "BodyTooLarge", "InternalErrors", "http_hygiene"]
 
 #: Responses smaller than this go out uncompressed.
 GZIP_MINIMUM_BYTES = 1024
@@ -45,6 +49,7 @@ def http_hygiene(settings: Settings) -> list[Middleware]:
                 max_age=600,
             )
         )
+    stack.append(Middleware(InternalErrors))
     # Level 1: on the 137 KB calendar response it takes 0.33 ms for 15.4 KB, against
     # 0.82 ms for 11.6 KB at level 6 (zlib, measured here); CPU per operation is the
     # scarcer resource, and 89% of the bytes are saved either way.

@@ -7,19 +7,25 @@ GraphQL runs (a body too large, say) still arrives as ``{"errors": [...]}`` with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import orjson
 from starlette.types import Send
 
 __all__ = ["error_body", "send_error"]
 
 
-def error_body(message: str, code: str = "BAD_USER_INPUT") -> bytes:
-    """``{"errors": [{"message": ..., "extensions": {"code": ...}}]}``, without ``data``.
+def error_body(
+    message: str, code: str = "BAD_USER_INPUT", extensions: Mapping[str, Any] | None = None
+) -> bytes:
+    """``{"errors": [{"message": ..., "extensions": {"code": ..., ...}}]}``, without ``data``.
 
     No ``data`` entry: the request failed before execution, and the GraphQL-over-HTTP
-    spec asks for none then.
+    spec asks for none then.  ``extensions`` adds entries after the code (``requestId``).
     """
-    return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    error = {"message": message, "extensions": {"code": code, **(extensions or {})}}
+    return orjson.dumps({"errors": [error]})
 
 
 async def send_error(
@@ -28,10 +34,11 @@ async def send_error(
     message: str,
     *,
     code: str = "BAD_USER_INPUT",
+    extensions: Mapping[str, Any] | None = None,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """Send a complete ``application/json`` error response through raw ASGI ``send``."""
-    body = error_body(message, code)
+    body = error_body(message, code, extensions)
     await send(
         {
             "type": "http.response.start",
