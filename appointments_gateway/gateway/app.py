@@ -20,6 +20,7 @@ import httpx
 import strawberry
 from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,6 +30,7 @@ from appointments_gateway.gateway.graphiql import STATIC_PREFIX, GraphiQLAssets
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
+from appointments_gateway.gateway.middleware.errors import http_exception
 from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.observability.tracing import Tracing, chain_observers
@@ -173,6 +175,8 @@ def create_app(
         ],
         # Outermost, so refusals of the hygiene middleware get a request id and a line too.
         middleware=[Middleware(ObservabilityMiddleware, metrics=metrics), *http_hygiene(settings)],
+        # The router's 404 and 405 as GraphQL-shaped JSON, not Starlette's plain text.
+        exception_handlers={HTTPException: http_exception},
         lifespan=lifespan,
     )
 

@@ -127,3 +127,32 @@ async def test_an_exception_after_the_response_started_is_logged_and_not_masked(
             await client.get("/half", headers={"X-Request-Id": "half-request-0001"})
     [line] = [line for line in printed(caplog) if line["level"] == "error"]
     assert line["request_id"] == "half-request-0001"
+
+
+# --- the router's own refusals ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+async def test_a_method_the_graphql_route_does_not_take_is_a_json_405_with_allow(method):
+    async with serving(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
+        response = await client.request(method, "/graphql", json={"query": "{ ok }"})
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert method in error["message"]
+    assert "data" not in response.json()
+
+
+@pytest.mark.parametrize("path", ["/nope", "/healthz/x", "/metrics.txt", "/graphql/extra"])
+async def test_a_path_with_no_route_is_a_json_404(path):
+    async with serving(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
+        response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "NOT_FOUND"}
+    assert "/graphql" in error["message"]
