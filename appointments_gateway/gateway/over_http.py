@@ -22,6 +22,9 @@ What Strawberry 0.341 does by itself, and what this adds:
   a few concurrent requests would not give it.
 * A body that is not UTF-8 made ``json.loads`` raise ``UnicodeDecodeError``, which
   escaped as a 500; it is a 400 here.
+* Request JSON (the body, GET's ``variables`` and ``extensions``) is decoded by
+  ``request_json.decode_request_json``: nested deeper than ``MAX_JSON_DEPTH`` it is a
+  400 before anything builds it, where it used to end in a ``RecursionError``.
 * A GET mutation gets 405 with ``Allow: POST``, as the spec requires, not 400.
 """
 
@@ -41,6 +44,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from appointments_gateway.gateway.middleware.errors import error_body
+from appointments_gateway.gateway.request_json import (
+    MAX_JSON_DEPTH,
+    JsonTooDeep,
+    decode_request_json,
+)
 from appointments_gateway.resolvers.context import Context
 from appointments_gateway.schema.errors import code_for
 
@@ -48,6 +56,7 @@ __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLOverHTTP", "prefers_graphql_response
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 _JSON = "application/json"
+_TOO_DEEP = f"The request's JSON is nested deeper than {MAX_JSON_DEPTH} levels."
 #: Set in the ASGI scope when the result is a request error (execution never began).
 _REQUEST_ERROR = "appointments_gateway.request_error"
 
@@ -142,7 +151,9 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
                     "application/json'.",
                 )
             try:
-                data = self.decode_json(await request.get_body())
+                data = decode_request_json(await request.get_body())
+            except JsonTooDeep:
+                raise HTTPException(400, _TOO_DEEP) from None
             except ValueError:  # JSONDecodeError, and UnicodeDecodeError for non-UTF-8
                 raise HTTPException(400, "The request body is not valid JSON.") from None
             if isinstance(data, list):
@@ -156,6 +167,17 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
                     400, 'The request body must be a JSON object such as {"query": "..."}.'
                 )
         return await super().parse_http_body(request)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """GET's ``variables`` and ``extensions`` (and the body, again, once checked above)."""
+        try:
+            return decode_request_json(data)
+        except JsonTooDeep:
+            raise HTTPException(400, _TOO_DEEP) from None
+        except ValueError:
+            raise HTTPException(
+                400, "The `variables` or `extensions` parameter is not valid JSON."
+            ) from None
 
     async def process_result(
         self, request: Request, result: ExecutionResult

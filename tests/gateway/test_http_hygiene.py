@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
 from appointments_gateway.gateway.over_http import prefers_graphql_response_json
+from appointments_gateway.gateway.request_json import MAX_JSON_DEPTH
 from appointments_gateway.resolvers.errors import BadUserInput
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.schema.errors import GatewayErrors
@@ -207,6 +209,61 @@ async def test_a_malformed_body_gets_400_with_a_clear_message(sandbox, body, wor
     assert_refusal(response, 400, words)
     assert response.headers["content-type"] == accept
     assert upstream_requests(sandbox) == 0
+
+
+def nested_body(depth: int, kind: str) -> bytes:
+    """A request body whose JSON nests exactly ``depth`` levels (the body itself is one)."""
+    levels = depth - 2  # the body's object and its variables
+    if kind == "arrays":
+        value = "[" * levels + "]" * levels
+    else:
+        value = '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+    return b'{"query": "{ ok }", "variables": {"v": ' + value.encode() + b"}}"
+
+
+@pytest.mark.parametrize("kind", ["arrays", "objects"])
+async def test_json_nested_deeper_than_the_limit_is_refused_before_it_is_parsed(
+    sandbox, kind, caplog
+):
+    caplog.set_level(logging.INFO, logger="appointments_gateway.operations")
+    json_headers = {"Content-Type": "application/json"}
+    deep = nested_body(1000, kind)
+    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+        refused = await client.post("/graphql", content=deep, headers=json_headers)
+        at_limit = await client.post(
+            "/graphql", content=nested_body(MAX_JSON_DEPTH, kind), headers=json_headers
+        )
+        over_limit = await client.post(
+            "/graphql", content=nested_body(MAX_JSON_DEPTH + 1, kind), headers=json_headers
+        )
+    assert len(deep) < 8 * 1024  # a small body: the size limit is no help here
+    assert_refusal(refused, 400, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    assert_refusal(over_limit, 400, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    assert at_limit.json() == {"data": {"ok": "ok"}}
+    # the refusal's own log line carries the request id the client got
+    [line, *_] = [r for r in caplog.records if getattr(r, "fields", {}).get("http_status") == 400]
+    assert line.fields["request_id"] == refused.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("parameter", ["variables", "extensions"])
+async def test_deep_json_in_get_parameters_is_refused_too(sandbox, parameter):
+    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+        response = await client.get(
+            "/graphql",
+            params={"query": "{ ok }", parameter: '{"v": ' + "[" * 1000 + "]" * 1000 + "}"},
+        )
+    assert_refusal(response, 400, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    assert response.headers["x-request-id"]
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting(sandbox):
+    text = '\\\\\\"[{' * 500  # escaped backslashes and quotes: neither ends the string
+    body = '{"query": "{ ok }", "variables": {"s": "' + text + '", "t": [[["x]]]]]"]]]}}'
+    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+        response = await client.post(
+            "/graphql", content=body.encode(), headers={"Content-Type": "application/json"}
+        )
+    assert response.json() == {"data": {"ok": "ok"}}
 
 
 async def test_batching_is_refused_with_a_message_saying_so(sandbox):
