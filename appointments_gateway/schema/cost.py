@@ -47,7 +47,7 @@ from graphql import (
 from appointments_gateway.resolvers.pagination import DEFAULT_FIRST, MAX_PAGE_SIZE, MAX_WINDOW
 from appointments_gateway.schema.loading import RELATIONS
 
-__all__ = ["estimate_upstream_requests"]
+__all__ = ["estimate_upstream_requests", "walk_upstream_requests"]
 
 #: Relations resolved by one batched lookup per 100 parents.
 #: Taken from the resolvers' own relation table, so a relation added there is costed here.
@@ -60,25 +60,39 @@ _NODE_TYPES = 6
 _MUTATION_COST = 2  # the write and the read-back of the changed appointment
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Walk:
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
+    #: Fields the walk has looked at (the property tests' measure of its work).
+    visited: int = 0
 
     def fields(self, selection_set: SelectionSetNode | None) -> list[FieldNode]:
-        """The fields of a selection set, fragments flattened (all type conditions)."""
+        """The fields of a selection set, fragments flattened (all type conditions).
+
+        A fragment is collected once per set, however often it is spread there, as
+        graphql-core's execution does: without that, fragments that spread the next one
+        twice expand exponentially.  With it, the walk visits what the operation would
+        execute, which admission has already bounded (``schema/shape.py``).
+        """
         out: list[FieldNode] = []
         if selection_set is None:
             return out
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                out.append(selection)
-            elif isinstance(selection, InlineFragmentNode):
-                out.extend(self.fields(selection.selection_set))
-            elif isinstance(selection, FragmentSpreadNode):
-                fragment = self.fragments.get(selection.name.value)
-                if fragment is not None:
-                    out.extend(self.fields(fragment.selection_set))
+        seen: set[str] = set()
+        pending = [selection_set]
+        while pending:
+            for selection in pending.pop().selections:
+                if isinstance(selection, FieldNode):
+                    out.append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self.fragments.get(name)
+                    if fragment is not None and name not in seen:
+                        seen.add(name)
+                        pending.append(fragment.selection_set)
+        self.visited += len(out)
         return out
 
     def argument(self, field: FieldNode, name: str) -> Any:
@@ -191,11 +205,25 @@ def estimate_upstream_requests(
     operation_name: str | None = None,
 ) -> int:
     """The most upstream requests executing ``document`` can make (see module docs)."""
+    return walk_upstream_requests(document, variables, operation_name)[0]
+
+
+def walk_upstream_requests(
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> tuple[int, int]:
+    """The bound, and the fields the walk looked at to find it.
+
+    The walk follows the operation as it executes (a fragment once per selection set),
+    so it looks at a small multiple of the selections admission has bounded
+    (``schema/shape.py``); the property tests check that with the second number.
+    """
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
     if len(operations) != 1:
-        return 0  # graphql-core refuses the document; nothing runs
+        return 0, 0  # graphql-core refuses the document; nothing runs
     operation = operations[0]
     walk = _Walk(
         fragments={
@@ -205,8 +233,8 @@ def estimate_upstream_requests(
     )
     fields = walk.fields(operation.selection_set)
     if operation.operation is OperationType.MUTATION:
-        return sum(walk.mutation(field) for field in fields)
-    return sum(walk.root(field) for field in fields)
+        return sum(walk.mutation(field) for field in fields), walk.visited
+    return sum(walk.root(field) for field in fields), walk.visited
 
 
 def _with_defaults(

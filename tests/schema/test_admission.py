@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from graphql import parse, specified_rules
+
+from appointments_gateway.schema import build_schema
+from appointments_gateway.schema.admission import Admission, AdmissionLimits
+from bench.attacks import alias_fanout, chain, duplicate_fields, fanout, wide
 from bench.ops import operations
 from bench.run import build_fixture
 from tests.schema.conftest import Gateway
@@ -64,14 +70,26 @@ async def test_every_benchmark_operation_is_admitted_and_bounded(gw: Gateway):
             assert upstream["estimate"] <= 50, operation.name
 
 
-async def test_without_an_operation_name_the_operation_that_runs_is_the_one_estimated(gw: Gateway):
-    # Strawberry runs the first operation when no operationName is given (the spec would
-    # refuse); the bound follows the same choice, so the limit cannot be sidestepped.
-    cheap_first = await gw.query(f"query Cheap {{ version }} query Costly {TOO_COSTLY}")
-    assert cheap_first["data"] == {"version": cheap_first["data"]["version"]}
-    assert cheap_first["extensions"]["upstream"]["estimate"] == 0
-    costly_first = await gw.query(f"query Costly {TOO_COSTLY} query Cheap {{ version }}")
-    assert costly_first["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+async def test_several_operations_without_an_operation_name_are_refused(gw: Gateway):
+    # Strawberry ran the first operation when no operationName was given; the spec says
+    # refuse (GraphQL spec, GetOperation), and nothing then reaches the upstream.
+    document = f"query Cheap {{ version }} query Costly {TOO_COSTLY}"
+    response = await gw.http.post("/graphql", json={"query": document})
+    body = response.json()
+    assert "data" not in body or body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "operationName" in error["message"]
+    assert gw.sandbox_requests == 0
+
+
+async def test_the_named_operation_is_the_one_estimated(gw: Gateway):
+    document = f"query Cheap {{ version }} query Costly {TOO_COSTLY}"
+    cheap = await gw.http.post("/graphql", json={"query": document, "operationName": "Cheap"})
+    assert cheap.json()["data"] == {"version": cheap.json()["data"]["version"]}
+    assert cheap.json()["extensions"]["upstream"]["estimate"] == 0
+    costly = await gw.http.post("/graphql", json={"query": document, "operationName": "Costly"})
+    assert costly.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert gw.sandbox_requests == 0
 
 
@@ -95,3 +113,66 @@ async def test_a_syntax_error_carries_a_code_too(gw: Gateway):
     response = await gw.http.post("/graphql", json={"query": "{ version"})
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_the_fan_out_that_froze_a_worker_runs_as_what_it_is(gw: Gateway):
+    # 2^22 selections if every spread were expanded; execution collects F21 once per set,
+    # so the operation is one __typename, and admission now measures it so.
+    for n in (22, 30):
+        body = await gw.query(fanout(n))
+        assert body == {
+            "data": {"__typename": "Query"},
+            "extensions": {"upstream": {"requests": 0, "milliseconds": 0.0, "estimate": 0}},
+        }
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (alias_fanout(8), "510 aliases"),
+        (wide(2000), "selects 2000 fields"),
+        (chain(60), "nests selections or fragments too deeply"),
+        (fanout(60), "nests selections or fragments too deeply"),
+        # graphql-core compares every pair of these (0.37 s alone): the time limit stops it.
+        (duplicate_fields(250), "took too long to validate"),
+    ],
+)
+async def test_hostile_shapes_are_refused_before_any_upstream_call(
+    gw: Gateway, document: str, message: str
+):
+    response = await gw.http.post("/graphql", json={"query": document})
+    body = response.json()
+    assert body.get("data") is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert message in error["message"]
+    assert gw.sandbox_requests == 0
+
+
+def test_a_refusal_by_the_clock_is_not_remembered_one_by_shape_is():
+    # A slow moment must not keep a client's document refused: refused for time, it is
+    # validated afresh next time.  Shapes do not change with the moment: cached.
+    admission = Admission(
+        AdmissionLimits(
+            max_depth=12,
+            max_aliases=30,
+            max_selections=1000,
+            max_upstream_requests=50,
+            max_analysis_seconds=10,
+        )
+    )
+    schema = build_schema()._schema
+    rules = tuple(specified_rules)
+    slow = duplicate_fields(100)
+    first = admission.outcome(slow, parse(slow), schema, rules, seconds_left=0.001)
+    assert "took too long" in first.errors[0].message
+    again = admission.outcome(slow, parse(slow), schema, rules, seconds_left=10)
+    assert again.errors == ()
+    too_wide = wide(2000)
+    refused = admission.outcome(too_wide, parse(too_wide), schema, rules, seconds_left=10)
+    assert refused.errors[0].extensions == {
+        "code": "QUERY_TOO_COMPLEX",
+        "selections": 2000,
+        "maxSelections": 1000,
+    }
+    assert admission.outcome(too_wide, parse(too_wide), schema, rules, seconds_left=10) is refused
