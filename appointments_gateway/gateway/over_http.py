@@ -20,11 +20,11 @@ What Strawberry 0.341 does by itself, and what this adds:
   admission-control budget, so one request could cost many times the per-request limit,
   and the upstream calls of one operation are already batched; a client gains nothing
   a few concurrent requests would not give it.
-* A body that is not UTF-8 made ``json.loads`` raise ``UnicodeDecodeError``, which
-  escaped as a 500; it is a 400 here.
 * Request JSON (the body, GET's ``variables`` and ``extensions``) is decoded by
-  ``request_json.decode_request_json``: nested deeper than ``MAX_JSON_DEPTH`` it is a
-  400 before anything builds it, where it used to end in a ``RecursionError``.
+  ``request_json.decode_request_json``: RFC 8259 JSON in strict UTF-8, at most
+  ``MAX_JSON_DEPTH`` levels deep, else a 400.  ``json.loads`` took UTF-16 bodies and
+  ``NaN``, raised ``UnicodeDecodeError`` on other non-UTF-8 bytes and ``RecursionError``
+  on deep nesting (both 500s).
 * A GET mutation gets 405 with ``Allow: POST``, as the spec requires, not 400.
 """
 
@@ -57,6 +57,7 @@ __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLOverHTTP", "prefers_graphql_response
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 _JSON = "application/json"
 _TOO_DEEP = f"The request's JSON is nested deeper than {MAX_JSON_DEPTH} levels."
+_NOT_JSON = "{} is not valid JSON: send UTF-8 JSON as RFC 8259 defines it (no NaN or Infinity)."
 #: Set in the ASGI scope when the result is a request error (execution never began).
 _REQUEST_ERROR = "appointments_gateway.request_error"
 
@@ -154,8 +155,8 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
                 data = decode_request_json(await request.get_body())
             except JsonTooDeep:
                 raise HTTPException(400, _TOO_DEEP) from None
-            except ValueError:  # JSONDecodeError, and UnicodeDecodeError for non-UTF-8
-                raise HTTPException(400, "The request body is not valid JSON.") from None
+            except ValueError:
+                raise HTTPException(400, _NOT_JSON.format("The request body")) from None
             if isinstance(data, list):
                 raise HTTPException(
                     400,
@@ -176,7 +177,7 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
             raise HTTPException(400, _TOO_DEEP) from None
         except ValueError:
             raise HTTPException(
-                400, "The `variables` or `extensions` parameter is not valid JSON."
+                400, _NOT_JSON.format("The `variables` or `extensions` parameter")
             ) from None
 
     async def process_result(

@@ -1,7 +1,13 @@
-"""Decoding a request's JSON (a POST body, a GET ``variables``/``extensions`` parameter).
+r"""Decoding a request's JSON (a POST body, a GET ``variables``/``extensions`` parameter).
 
-Checked before anything else parses the request:
+Two rules, both checked before anything else parses the request:
 
+* **JSON as RFC 8259 defines it, in strict UTF-8.**  ``json.loads`` (what Strawberry uses)
+  guesses UTF-16 and UTF-32 from the first bytes of a body and accepts ``NaN``,
+  ``Infinity`` and lone surrogate escapes (``"\ud800"``), none of which is JSON a client
+  of this API ever means to send, and a lone surrogate cannot even be encoded again when
+  an error message quotes it.  ``orjson`` takes exactly RFC 8259 in UTF-8 (a byte order
+  mark too is refused) and is what the rest of the gateway uses already.
 * **At most** :data:`MAX_JSON_DEPTH` **levels of nesting.**  ``json.loads`` itself, and
   everything after the decoder (graphql-core's variable coercion, Strawberry's input
   conversion, error formatting, ``orjson.dumps``), walks values recursively, and Python
@@ -19,8 +25,9 @@ scan of a 256 KiB body of brackets takes about 5 ms.
 
 from __future__ import annotations
 
-import json
 import re
+
+import orjson
 
 __all__ = ["MAX_JSON_DEPTH", "JsonTooDeep", "decode_request_json"]
 
@@ -41,16 +48,16 @@ class JsonTooDeep(ValueError):
 
 
 def decode_request_json(data: bytes | str) -> object:
-    """The decoded value.
+    """The decoded value; ``JsonTooDeep``, or ``ValueError`` for anything not RFC 8259 JSON.
 
     Raises:
         JsonTooDeep: nested deeper than :data:`MAX_JSON_DEPTH`.
-        ValueError: not JSON.
+        ValueError: not JSON, not UTF-8, or ``NaN``/``Infinity``/lone surrogates.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _nests_deeper_than(raw, MAX_JSON_DEPTH):
         raise JsonTooDeep(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    return json.loads(raw)
+    return orjson.loads(raw)
 
 
 def _nests_deeper_than(raw: bytes, limit: int) -> bool:

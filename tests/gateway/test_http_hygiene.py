@@ -211,6 +211,42 @@ async def test_a_malformed_body_gets_400_with_a_clear_message(sandbox, body, wor
     assert upstream_requests(sandbox) == 0
 
 
+OK_BODY = json.dumps({"query": "{ ok }"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        OK_BODY.encode("utf-16"),  # with a byte order mark
+        OK_BODY.encode("utf-16-le"),
+        OK_BODY.encode("utf-16-be"),
+        OK_BODY.encode("utf-32"),
+        OK_BODY.encode("utf-8-sig"),  # RFC 8259: JSON text carries no byte order mark
+        b'{"query": "{ ok }", "extensions": {"n": NaN}}',
+        b'{"query": "{ ok }", "extensions": {"n": Infinity}}',
+        b'{"query": "{ ok }", "extensions": {"n": -Infinity}}',
+        b'{"query": "{ ok }", "extensions": {"s": "\\ud800"}}',  # a lone surrogate
+    ],
+)
+async def test_only_utf_8_json_as_rfc_8259_defines_it_is_accepted(sandbox, body):
+    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+        refused = await client.post(
+            "/graphql", content=body, headers={"Content-Type": "application/json"}
+        )
+        accepted = await client.post(
+            "/graphql", content=OK_BODY.encode(), headers={"Content-Type": "application/json"}
+        )
+    assert_refusal(refused, 400, "not valid JSON")
+    assert accepted.json() == {"data": {"ok": "ok"}}
+
+
+@pytest.mark.parametrize("value", ['{"n": NaN}', '{"s": "\\udc00"}'])
+async def test_get_parameters_must_be_rfc_8259_json_too(sandbox, value):
+    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+        response = await client.get("/graphql", params={"query": "{ ok }", "variables": value})
+    assert_refusal(response, 400, "not valid JSON")
+
+
 def nested_body(depth: int, kind: str) -> bytes:
     """A request body whose JSON nests exactly ``depth`` levels (the body itself is one)."""
     levels = depth - 2  # the body's object and its variables
