@@ -62,10 +62,10 @@ def credential_from_request(conn: HTTPConnection, *, base_url: str | None) -> Cr
     key = _key_from_authorization(header)
     try:
         return Credential.from_api_key(key, base_url=base_url)
-    except InvalidApiKey:
-        raise MissingCredential(
-            "The API key's shard suffix is not valid (expected e.g. '-au1')."
-        ) from None
+    except InvalidApiKey as exc:
+        # Its messages never quote the key: an overlong key, characters no key has, or
+        # a shard suffix that is not one.  Refused here, before anything goes upstream.
+        raise MissingCredential(str(exc)) from None
 
 
 def token_digest(token: str) -> str:

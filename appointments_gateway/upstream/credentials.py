@@ -21,6 +21,7 @@ from .errors import InvalidApiKey, InvalidBaseUrl
 
 __all__ = [
     "DEFAULT_SHARD",
+    "MAX_API_KEY_CHARS",
     "Credential",
     "base_url_for_shard",
     "is_cliniko_host",
@@ -31,8 +32,15 @@ DEFAULT_SHARD = "au1"
 """The shard of keys that carry no suffix (accounts from before sharding)."""
 
 _SHARD = re.compile(r"\w{2}\d{1,2}", re.IGNORECASE | re.ASCII)
-# Unusable in a Basic-auth user name (":" splits user from password) or a header.
-_BAD_KEY_CHARS = re.compile(r"[\s:\x00-\x1f\x7f]")
+#: Longer keys are refused before they are sent anywhere.  Cliniko's keys are base64 text
+#: and a shard suffix, a few dozen characters (its docs' examples have 32 and 46; real
+#: ones run to about 80); 256 leaves room for longer keys to come, while a caller's 60 KB
+#: "key" is no key at all and would only be forwarded to Cliniko on every request.
+MAX_API_KEY_CHARS = 256
+# Anything but printable ASCII, and ":" (it splits a Basic-auth user from the password):
+# base64 and a '-shard' suffix never hold spaces, controls or non-ASCII letters, and such a
+# key would be unusable in a header or re-encoded on its way upstream.
+_BAD_KEY_CHARS = re.compile(r"[^\x21-\x7e]|:")
 # A fixed salt: fingerprints must agree across processes and replicas (shared caches),
 # while not being a bare SHA-256 of the key that could be matched against other systems.
 _FINGERPRINT_SALT = b"appointments-gateway/credential-fingerprint/v1"
@@ -109,8 +117,17 @@ class Credential:
 
     def __post_init__(self) -> None:
         key = self.api_key
-        if not key or _BAD_KEY_CHARS.search(key):
-            raise InvalidApiKey("The API key is empty or contains whitespace, ':' or controls.")
+        if not key:
+            raise InvalidApiKey("The API key is empty.")
+        if len(key) > MAX_API_KEY_CHARS:
+            raise InvalidApiKey(
+                f"The API key is longer than any Cliniko key ({MAX_API_KEY_CHARS} characters)."
+            )
+        if _BAD_KEY_CHARS.search(key):
+            raise InvalidApiKey(
+                "The API key has characters no Cliniko key has (spaces, ':', control or "
+                "non-ASCII characters)."
+            )
         shard: str | None
         if self.base_url is None:
             shard = shard_from_api_key(key)

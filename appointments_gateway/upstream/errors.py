@@ -17,7 +17,7 @@ UpstreamError                      (Exception)
       └── UpstreamRateLimited       429: carries ``reset_at`` and ``retry_after_seconds``
 
 UpstreamUsageError                 (ValueError)
- ├── InvalidApiKey                  the key's shard suffix is not a shard
+ ├── InvalidApiKey                  too long, odd characters, or a suffix that is no shard
  ├── InvalidBaseUrl                 not an absolute http(s) URL, or plain http to Cliniko
  ├── UnsafeUserAgent                Cliniko requires ``Name (email@domain)``
  └── InvalidRequest                 undocumented filter/sort, bad id, bad page size or body
@@ -201,7 +201,7 @@ class UpstreamUsageError(ValueError):
 
 
 class InvalidApiKey(UpstreamUsageError):
-    """The API key is empty, contains unusable characters, or its suffix is not a shard."""
+    """The API key is empty, too long, has unusable characters, or its suffix is no shard."""
 
 
 class InvalidBaseUrl(UpstreamUsageError):

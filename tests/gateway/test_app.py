@@ -141,6 +141,35 @@ async def test_forward_mode_rejects_malformed_credentials(sandbox, authorization
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+@pytest.mark.parametrize(
+    ("authorization", "words"),
+    [
+        ("Bearer " + "k" * 60_000 + "-au1", "longer than any Cliniko key"),
+        (basic("k" * 300 + "-au1"), "longer than any Cliniko key"),
+        ("Bearer sandbox-key-a-au1\x00", "characters no Cliniko key has"),
+        ("Bearer sandbox key-a-au1", "characters no Cliniko key has"),
+        ("Bearer sandbox-kéy-a-au1", "characters no Cliniko key has"),
+        (basic("sandbox-key-a-au1\t"), "characters no Cliniko key has"),
+    ],
+)
+async def test_forward_mode_refuses_keys_no_cliniko_key_looks_like_before_going_upstream(
+    sandbox, authorization, words
+):
+    async with serving(probe_app(sandbox, forward=True)) as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": "{ appointmentTotal }"},
+            # raw bytes: httpx would refuse to send some of these values as text
+            headers=[(b"authorization", authorization.encode("latin-1"))],
+        )
+    assert response.status_code == 401
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert words in error["message"]
+    assert "kkkk" not in response.text
+    assert sandbox.state.sandbox.stats.total == 0
+
+
 async def test_forward_mode_callers_see_only_their_own_account_concurrently(sandbox):
     async with (
         create_sandbox_client(sandbox, DEMO_KEY_A) as rest_a,

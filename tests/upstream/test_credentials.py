@@ -12,6 +12,7 @@ from appointments_gateway.upstream import (
     is_cliniko_host,
     shard_from_api_key,
 )
+from appointments_gateway.upstream.credentials import MAX_API_KEY_CHARS
 
 
 @pytest.mark.parametrize(
@@ -42,10 +43,32 @@ def test_shard_suffix_that_is_not_a_shard_is_rejected(key: str) -> None:
     assert key not in str(info.value)
 
 
-@pytest.mark.parametrize("key", ["", "has space-au1", "colon:key-au1", "line\nbreak"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "has space-au1",
+        "colon:key-au1",
+        "line\nbreak",
+        "nul\x00-au1",
+        "del\x7f-au1",
+        "non-ascii-kéy-au1",
+        "nbsp\u00a0key-au1",
+    ],
+)
 def test_unusable_keys_are_rejected(key: str) -> None:
     with pytest.raises(InvalidApiKey):
         Credential(key)
+    with pytest.raises(InvalidApiKey):
+        Credential(key, base_url="http://127.0.0.1:8911/v1")  # no shard needed there
+
+
+def test_a_key_longer_than_any_cliniko_key_is_rejected_without_quoting_it() -> None:
+    longest = "k" * (MAX_API_KEY_CHARS - 4) + "-au2"
+    assert Credential(longest).shard == "au2"
+    with pytest.raises(InvalidApiKey, match="longer than any Cliniko key") as info:
+        Credential("k" + longest, base_url="http://127.0.0.1:8911/v1")
+    assert "kkkk" not in str(info.value)
 
 
 def test_explicit_base_url_wins_over_the_shard() -> None:
