@@ -41,6 +41,7 @@ _CODE = re.compile(r"[A-Z][A-Z_]{0,39}", re.ASCII)
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _REQUEST_COUNTS = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89)
 _BATCH_SIZES = (1, 2, 5, 10, 25, 50, 100, 250, 500)
+_LAG_SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class GatewayMetrics:
@@ -106,6 +107,13 @@ class GatewayMetrics:
             "Keys per dataloader batch, by loader.",
             ["loader"],
             buckets=_BATCH_SIZES,
+            registry=registry,
+        )
+        self.loop_lag = Histogram(
+            "gateway_event_loop_lag_seconds",
+            "How much later than due the event loop woke a sleeper (sampled 10 times a "
+            "second): time it spent on work that did not yield, e.g. a slow validation.",
+            buckets=_LAG_SECONDS,
             registry=registry,
         )
         if governor is not None:
