@@ -16,10 +16,19 @@ extension decides, in this order and cheapest first, whether the operation runs:
    lexer), and linear.
 4. **Upstream cost bound** (``schema/cost.py``): refused over ``max_upstream_requests``.
 
-Results are cached by document text and validation rules (a screen sends the same
-document again and again, and validation is most of the pre-execution cost), refusals
-included: a refused document sent again is refused by a dictionary lookup.  The cost
-bound depends on variables and is computed every time; it is microseconds.
+Outcomes are cached by a digest of the document's text and the validation rules (a
+screen sends the same document again and again, and validation is most of the
+pre-execution cost), refusals included: a refused document sent again is refused by a
+dictionary lookup.  The cost bound depends on variables and is computed every time; it
+is microseconds.
+
+**What is cached is small, on purpose.**  Parsed documents are objects by the thousand,
+and every object a cache keeps alive is one the collector walks in a full collection:
+with Strawberry's parser cache full of 256 distinct hostile documents a full collection
+took 0.14 to 0.6 s here, and held the worker as long.  So outcomes keep no syntax tree
+(their errors keep only positions in the text), and parsed documents are kept for
+admitted documents only, at most :data:`DOCUMENT_CACHE_BYTES` of text in all (a client
+set's documents fit; an attacker's stream of new ones churns a cache that stays small).
 
 Every refusal is a ``QUERY_TOO_COMPLEX`` (``BAD_USER_INPUT`` for a missing operation
 name) before any upstream call: no data, no execution.
@@ -27,11 +36,12 @@ name) before any upstream call: no data, no execution.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from graphql import (
     ASTValidationRule,
@@ -49,8 +59,14 @@ from appointments_gateway.schema.time_budget import TimeLimitExceeded, time_limi
 
 __all__ = ["Admission", "AdmissionLimits", "AdmissionOutcome"]
 
-#: Documents whose outcome is kept; a client set sends a few dozen distinct documents.
-CACHE_SIZE = 256
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: Outcomes kept (each a few small objects, keyed by a digest, not the text).
+OUTCOME_CACHE_SIZE = 1024
+#: Text of the admitted documents whose syntax trees are kept, in all, and at most one.
+DOCUMENT_CACHE_BYTES = 64 * 1024
+DOCUMENT_MAX_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,27 +93,43 @@ def _too_complex(message: str, **details: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "QUERY_TOO_COMPLEX", **details})
 
 
-_Key = tuple[str, tuple[type[ASTValidationRule], ...]]
+def _detached(error: GraphQLError) -> GraphQLError:
+    """The same error, pointing into the text by position instead of holding its nodes."""
+    return GraphQLError(
+        error.message,
+        source=error.source,
+        positions=error.positions,
+        extensions=error.extensions,
+    )
 
 
-class _OutcomeCache:
-    """A bounded LRU of outcomes by (document text, validation rules)."""
+class _Lru(Generic[K, V]):
+    """An LRU bounded by entries and by the total ``weight`` of its values."""
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[_Key, AdmissionOutcome] = OrderedDict()
+    def __init__(self, *, entries: int, weight: int = 2**62) -> None:
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._max_entries = entries
+        self._max_weight = weight
+        self._weight = 0
 
-    def get(self, key: _Key) -> AdmissionOutcome | None:
-        outcome = self._entries.get(key)
-        if outcome is not None:
-            self._entries.move_to_end(key)
-        return outcome
-
-    def put(self, key: _Key, outcome: AdmissionOutcome) -> None:
-        self._entries[key] = outcome
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
         self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        return found[0]
+
+    def put(self, key: K, value: V, weight: int = 0) -> None:
+        if weight > self._max_weight:
+            return
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self._weight -= previous[1]
+        self._entries[key] = (value, weight)
+        self._weight += weight
+        while len(self._entries) > self._max_entries or self._weight > self._max_weight:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._weight -= dropped
 
 
 class Admission:
@@ -105,7 +137,15 @@ class Admission:
 
     def __init__(self, limits: AdmissionLimits) -> None:
         self.limits = limits
-        self._cache = _OutcomeCache(CACHE_SIZE)
+        self._outcomes: _Lru[tuple[bytes, tuple[type[ASTValidationRule], ...]], AdmissionOutcome]
+        self._outcomes = _Lru(entries=OUTCOME_CACHE_SIZE)
+        self._documents: _Lru[str, DocumentNode] = _Lru(
+            entries=OUTCOME_CACHE_SIZE, weight=DOCUMENT_CACHE_BYTES
+        )
+
+    def parsed(self, query: str) -> DocumentNode | None:
+        """The syntax tree of an admitted document seen before, if it is still kept."""
+        return self._documents.get(query)
 
     def extension(self) -> AdmissionExtension:
         return AdmissionExtension(self)
@@ -150,8 +190,8 @@ class Admission:
         ``query`` is the document's text (``None`` when a caller passed a parsed
         document: then nothing is cached).
         """
-        key = None if query is None else (query, rules)
-        cached = None if key is None else self._cache.get(key)
+        key = None if query is None else (hashlib.sha256(query.encode()).digest(), rules)
+        cached = None if key is None else self._outcomes.get(key)
         if cached is not None:
             return cached
         shape = measure(document, max_nesting=self.limits.max_depth + NESTING_ALLOWANCE)
@@ -175,19 +215,21 @@ class Admission:
                         ),
                     ),
                 )
-            outcome = AdmissionOutcome(shape, errors)
+            outcome = AdmissionOutcome(shape, tuple(_detached(error) for error in errors))
         if key is not None:
-            self._cache.put(key, outcome)
+            self._outcomes.put(key, outcome)
+            if query is not None and not outcome.errors and len(query) <= DOCUMENT_MAX_BYTES:
+                self._documents.put(query, document, len(query))
         return outcome
 
 
 class AdmissionExtension(SchemaExtension):
     """The per-request hooks of :class:`Admission` (Strawberry makes one per operation).
 
-    It must come before Strawberry's parser cache and token limiter in the schema's list,
-    so its clock starts before parsing does, and after extensions that add validation
-    rules (introspection's refusal), so their rules are part of validation and its cache
-    key.
+    It must come before Strawberry's token limiter in the schema's list, so its clock
+    starts before parsing does and a kept syntax tree spares the parse, and after
+    extensions that add validation rules (introspection's refusal), so their rules are
+    part of validation and its cache key.
     """
 
     def __init__(self, admission: Admission) -> None:
@@ -197,6 +239,10 @@ class AdmissionExtension(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         self.started = time.perf_counter()
+        context = self.execution_context
+        if context.graphql_document is None and context.query is not None:
+            # Strawberry parses only when no document is set yet.
+            context.graphql_document = self.admission.parsed(context.query)
         yield
 
     def on_validate(self) -> Iterator[None]:
