@@ -3,6 +3,7 @@ and is never below what the benchmark suite's operations really cost."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -176,3 +177,22 @@ def test_a_refusal_by_the_clock_is_not_remembered_one_by_shape_is():
         "maxSelections": 1000,
     }
     assert admission.outcome(too_wide, parse(too_wide), schema, rules, seconds_left=10) is refused
+
+
+async def test_refused_documents_leave_no_syntax_tree_behind():
+    # A full collection walks every object a cache keeps; 256 kept hostile documents made
+    # it hold the worker for up to 0.6 s. A refused document keeps nothing but a digest.
+    schema = build_schema()
+    gc.collect()
+    before = len(gc.get_objects())
+    for k in range(40):
+        result = await schema.execute(f"{wide(1500)} # {k}")  # ~4,500 nodes each
+        assert result.errors is not None
+        assert result.errors[0].extensions == {
+            "code": "QUERY_TOO_COMPLEX",
+            "selections": 1500,
+            "maxSelections": 1000,
+        }
+    del result
+    gc.collect()
+    assert len(gc.get_objects()) - before < 5_000
