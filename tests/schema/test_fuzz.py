@@ -27,6 +27,7 @@ from hypothesis_graphql import Mode, nodes, queries
 from appointments_gateway.resolvers.ids import NODE_TYPES, to_global_id
 from appointments_gateway.sandbox import create_sandbox_app
 from appointments_gateway.schema import build_schema
+from bench.attacks import families
 from tests.schema.conftest import Gateway
 
 CODES = {
@@ -194,3 +195,39 @@ async def test_random_json_gets_a_json_answer(gw: Gateway, value: object, conten
 async def test_random_get_parameters_get_a_json_answer(gw: Gateway, params: dict[str, str]):
     response = await gw.http.get("/graphql", params=params, headers={"accept": "application/json"})
     check_refusal(response, params)
+
+
+@st.composite
+def hostile_documents(draw: st.DrawFn) -> str:
+    """The shapes of bench/attacks.py at random sizes, or fields nested up to 60 deep.
+
+    Fan-outs, alias fan-outs, fragment chains, wide sets, repeated fields, sibling
+    fragments, deep nesting: each must end in data or a known code, never a 5xx, an
+    unknown code or a masked error.
+    """
+    family = draw(st.sampled_from([make for _, make, _ in families()]))
+    size = draw(st.integers(1, 70))
+    document = family(size)
+    if draw(st.booleans()):
+        depth = draw(st.integers(1, 20))  # three fields a level
+        document = "{ " + "appointments(first: 1) { nodes { repeatedFrom { " * depth
+        document += "id" + " } } }" * depth + " }"
+    return document
+
+
+@FUZZ
+@given(document=hostile_documents())
+async def test_hostile_shapes_get_an_answer_or_a_known_error(gw: Gateway, document: str):
+    await post_query(gw, document)
+
+
+@FUZZ
+@given(depth=st.integers(1, 3000), kind=st.sampled_from(["[", '{"a":']))
+async def test_deeply_nested_json_gets_a_json_answer(gw: Gateway, depth: int, kind: str):
+    closing = "]" if kind == "[" else "}"
+    variables = kind * depth + "1" + closing * depth
+    body = '{"query": "{ version }", "variables": {"v": ' + variables + "}}"
+    response = await gw.http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    check_refusal(response, depth)
