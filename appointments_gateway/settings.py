@@ -164,6 +164,48 @@ def _parse_origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+#: A host name as a Host header carries it, optionally a ``*.`` wildcard of one
+#: (Starlette's TrustedHostMiddleware allows no other wildcard): ASCII labels of letters,
+#: digits, ``-`` and ``_`` (container names), no port, no trailing dot.
+_HOST_NAME = re.compile(
+    r"(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*",
+    re.ASCII,
+)
+
+
+def _parse_hosts(raw: str) -> tuple[str, ...]:
+    """Comma-separated host names or IP addresses the gateway may be addressed by.
+
+    ``*.example.com`` matches every sub-domain of ``example.com``; ``*`` alone is
+    refused, like ``*`` in GATEWAY_CORS_ORIGINS: any web page could then reach the
+    gateway under a name of its own (DNS rebinding).  IPv6 addresses are kept in
+    brackets, the form a Host header carries them in.
+    """
+    hosts: list[str] = []
+    for part in raw.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name == "*":
+            raise ValueError(
+                "'*' is not allowed: any web page could then reach the gateway under a "
+                "name of its own (DNS rebinding); list each name, such as "
+                "gateway.example.com or *.example.com"
+            )
+        try:
+            address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            if not _HOST_NAME.fullmatch(name):
+                raise ValueError(
+                    "expected host names such as gateway.example.com or *.example.com "
+                    f"(no scheme, port or path), got {part.strip()!r}"
+                ) from None
+            hosts.append(name)
+        else:
+            hosts.append(f"[{address.compressed}]" if address.version == 6 else str(address))
+    return tuple(dict.fromkeys(hosts))
+
+
 class SafeReason(ValueError):
     """A parse failure whose message never quotes the value, so even a secret may show it."""
 
@@ -273,6 +315,15 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_text,
     ),
     Setting("host", "GATEWAY_HOST", "interface the gateway listens on", _parse_text),
+    Setting(
+        "allowed_hosts",
+        "GATEWAY_ALLOWED_HOSTS",
+        "comma-separated host names (or *.example.com) requests may address the gateway "
+        "by in their Host header; others get 400. On loopback localhost, 127.0.0.1 and "
+        "[::1] are always allowed; required on any other interface",
+        _parse_hosts,
+        render=",".join,
+    ),
     Setting("port", "GATEWAY_PORT", "TCP port the gateway listens on (0: any free)", _parse_port),
     Setting(
         "workers",
@@ -459,6 +510,8 @@ class Settings:
     gateway_tokens: tuple[str, ...] = field(default=(), repr=False)
     user_agent: str | None = None
     host: str = "127.0.0.1"
+    #: Names besides loopback's own that the Host header may carry (gateway/middleware/hosts.py).
+    allowed_hosts: tuple[str, ...] = ()
     port: int = 8000
     workers: int = 1
     upstream_timeout: float = 10.0
@@ -488,12 +541,21 @@ class Settings:
                 "GATEWAY_TOKENS applies to service auth mode only: in forward mode the "
                 "Authorization header carries each caller's own Cliniko key"
             )
-        if self.auth == "service" and not self.gateway_tokens and not is_loopback(self.host):
+        if self.auth == "service" and not self.gateway_tokens and not self.is_loopback:
             raise ConfigError(
                 f"GATEWAY_HOST={self.host!r} is not a loopback address: in service auth mode "
                 "anyone who reaches the port would use the service key; set GATEWAY_TOKENS "
                 "so callers must present a token, bind to 127.0.0.1, or use "
                 "GATEWAY_AUTH=forward"
+            )
+        if "*" in self.allowed_hosts:
+            raise ConfigError("GATEWAY_ALLOWED_HOSTS: '*' is not allowed; list each name")
+        if not self.allowed_hosts and not self.is_loopback:
+            raise ConfigError(
+                f"GATEWAY_HOST={self.host!r} is not a loopback address: set "
+                "GATEWAY_ALLOWED_HOSTS to the names clients reach the gateway by (such as "
+                "gateway.example.com), so that requests naming any other host in their "
+                "Host header are refused (DNS rebinding)"
             )
         if self.upstream_rate_limit and self.upstream_rate_limit_per_process < 2:
             raise ConfigError(
@@ -549,6 +611,11 @@ class Settings:
                     ("true" if value else "false") if isinstance(value, bool) else str(value)
                 )
         return env
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the gateway listens on a loopback interface only (a dev machine)."""
+        return is_loopback(self.host)
 
     @property
     def uses_sandbox(self) -> bool:

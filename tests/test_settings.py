@@ -101,11 +101,65 @@ def test_a_service_key_without_a_valid_shard_is_refused_without_echoing_it():
 
 
 def test_service_mode_refuses_a_public_interface_without_gateway_tokens():
+    public = {"GATEWAY_HOST": "0.0.0.0", "GATEWAY_ALLOWED_HOSTS": "gateway.example.com"}
     with pytest.raises(ConfigError, match=r"not a loopback address.*GATEWAY_TOKENS"):
-        Settings.load(environ={"GATEWAY_HOST": "0.0.0.0"})
-    assert Settings.load(environ={"GATEWAY_HOST": "0.0.0.0", "GATEWAY_AUTH": "forward"})
-    with_tokens = Settings.load(environ={"GATEWAY_HOST": "0.0.0.0", "GATEWAY_TOKENS": TOKEN})
+        Settings.load(environ=public)
+    assert Settings.load(environ={**public, "GATEWAY_AUTH": "forward"})
+    with_tokens = Settings.load(environ={**public, "GATEWAY_TOKENS": TOKEN})
     assert with_tokens.gateway_tokens == (hashlib.sha256(TOKEN.encode()).hexdigest(),)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.7", "::", "gateway.internal"])
+def test_a_public_interface_needs_the_host_names_it_serves(host):
+    env = {"GATEWAY_HOST": host, "GATEWAY_AUTH": "forward"}
+    with pytest.raises(ConfigError, match="GATEWAY_ALLOWED_HOSTS") as caught:
+        Settings.load(environ=env)
+    assert str(caught.value).startswith(f"GATEWAY_HOST={host!r} is not a loopback address")
+    settings = Settings.load(environ={**env, "GATEWAY_ALLOWED_HOSTS": "gateway.example.com"})
+    assert not settings.is_loopback
+    assert settings.allowed_hosts == ("gateway.example.com",)
+
+
+def test_allowed_hosts_are_normalised_and_survive_the_trip_to_worker_processes():
+    settings = Settings.load(
+        environ={
+            "GATEWAY_ALLOWED_HOSTS": " Gateway.Example.com, *.internal.example ,10.0.0.7,"
+            "::1,[2001:DB8::1],app_1,gateway.example.com"
+        }
+    )
+    assert settings.allowed_hosts == (
+        "gateway.example.com",
+        "*.internal.example",
+        "10.0.0.7",
+        "[::1]",
+        "[2001:db8::1]",
+        "app_1",
+    )
+    assert settings.is_loopback
+    assert Settings.load(environ=settings.to_environ()) == settings
+    assert "GATEWAY_ALLOWED_HOSTS" not in Settings().to_environ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("*", "'*' is not allowed"),
+        ("gateway.example.com,*", "'*' is not allowed"),
+        ("https://gateway.example.com", "expected host names such as"),
+        ("gateway.example.com:8443", "expected host names such as"),
+        ("gateway.example.com/graphql", "expected host names such as"),
+        ("*example.com", "expected host names such as"),
+        ("api.*.example.com", "expected host names such as"),
+        ("gateway.example.com.", "expected host names such as"),
+        ("gäteway.example", "expected host names such as"),
+    ],
+)
+def test_allowed_hosts_must_be_host_names_and_never_a_bare_star(raw, reason):
+    with pytest.raises(ConfigError, match="GATEWAY_ALLOWED_HOSTS") as caught:
+        Settings.load(environ={"GATEWAY_ALLOWED_HOSTS": raw})
+    assert reason in str(caught.value)
+    with pytest.raises(ConfigError, match="'\\*' is not allowed"):
+        Settings(allowed_hosts=("*",))
 
 
 TOKEN = "tok-" + "x" * 40

@@ -155,12 +155,12 @@ async def _raw_post(
         "query_string": b"",
         "root_path": "",
         "headers": [
-            (b"host", b"gateway.test"),
+            (b"host", b"localhost"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("127.0.0.1", 50000),
-        "server": ("gateway.test", 80),
+        "server": ("127.0.0.1", 80),
         "state": {},
     }
     return asyncio.create_task(app(scope, receive, send)), sent
@@ -183,7 +183,7 @@ async def test_a_client_disconnect_cancels_the_operation_and_its_upstream_calls(
         # the process keeps serving
         hanging.hanging = False
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as client:
             response = await client.post("/graphql", json={"query": RELATIONS})
     assert response.status_code == 200

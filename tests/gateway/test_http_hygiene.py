@@ -86,7 +86,7 @@ async def serving(
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as client,
     ):
         yield client

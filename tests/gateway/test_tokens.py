@@ -31,6 +31,7 @@ def token_app(sandbox: Starlette, *, host: str = "0.0.0.0") -> Starlette:
             "GATEWAY_UPSTREAM": SANDBOX_URL,
             "CLINIKO_API_KEY": DEMO_KEY_A,
             "GATEWAY_HOST": host,
+            "GATEWAY_ALLOWED_HOSTS": "localhost",
             # one plain-text token and one given only as its digest
             "GATEWAY_TOKENS": f"{TOKEN_A},sha256:{digest_b}",
         }
