@@ -309,6 +309,16 @@ SETTINGS: tuple[Setting, ...] = (
         render=_render_tokens,
     ),
     Setting(
+        "ops_tokens",
+        "GATEWAY_OPS_TOKENS",
+        "comma-separated tokens, as for GATEWAY_TOKENS, that open /metrics and /readyz "
+        "('Authorization: Bearer <token>') on a non-loopback interface, in either auth "
+        "mode; in service mode GATEWAY_TOKENS open them too",
+        _parse_tokens,
+        secret=True,
+        render=_render_tokens,
+    ),
+    Setting(
         "user_agent",
         "GATEWAY_USER_AGENT",
         "User-Agent sent upstream, 'Name (email)'; required for real Cliniko",
@@ -508,6 +518,8 @@ class Settings:
     auth: AuthMode = "service"
     #: SHA-256 hex digests of the gateway tokens (service mode); never the tokens.
     gateway_tokens: tuple[str, ...] = field(default=(), repr=False)
+    #: SHA-256 hex digests of the tokens that open /metrics and /readyz off loopback.
+    ops_tokens: tuple[str, ...] = field(default=(), repr=False)
     user_agent: str | None = None
     host: str = "127.0.0.1"
     #: Names besides loopback's own that the Host header may carry (gateway/middleware/hosts.py).

@@ -15,7 +15,7 @@ What is searched for:
 * the two demo API keys, with and without the ``-au1`` shard suffix, and as the
   base64 of a ``key:`` Basic-auth credential;
 * every gateway token a test configures (``tests/gateway/test_tokens.py``,
-  ``tests/test_settings.py``);
+  ``tests/gateway/test_ops_access.py``, ``tests/test_settings.py``);
 * the first and last names of every demo patient of accounts A and B, as whole words and
   case-sensitively. Names shorter than four letters (``Ana``, ``Kai``, ``Kim``, ``Mei``,
   ``Olu``, ``Zoë``) are skipped: as words they occur in ordinary text and ids too often to
@@ -62,6 +62,7 @@ def _shorten(value: str) -> str:
 
 def _sensitive_values() -> dict[str, str]:
     """Every value that must never be logged, mapped to what kind of value it is."""
+    from tests.gateway.test_ops_access import OPS_TOKEN
     from tests.gateway.test_tokens import TOKEN_A, TOKEN_B
     from tests.test_settings import TOKEN
 
@@ -70,7 +71,7 @@ def _sensitive_values() -> dict[str, str]:
         for form in (key, key.rsplit("-", 1)[0]):
             values[form] = "demo API key"
             values[base64.b64encode(f"{form}:".encode()).decode()] = "demo API key (Basic)"
-    for token in (TOKEN_A, TOKEN_B, TOKEN):
+    for token in (TOKEN_A, TOKEN_B, TOKEN, OPS_TOKEN):
         values[token] = "gateway token"
     store = create_sandbox_app().state.sandbox.store
     try:

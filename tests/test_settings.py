@@ -64,7 +64,7 @@ def test_bad_values_name_the_setting_and_quote_the_value(env, message):
 
 def test_the_api_key_is_secret_and_never_in_repr():
     secret = [s.env for s in SETTINGS if s.secret]
-    assert secret == ["CLINIKO_API_KEY", "GATEWAY_TOKENS"]
+    assert secret == ["CLINIKO_API_KEY", "GATEWAY_TOKENS", "GATEWAY_OPS_TOKENS"]
     assert "sk-secret" not in repr(Settings(api_key="sk-secret-au1"))
 
 

@@ -22,6 +22,7 @@ from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -31,6 +32,7 @@ from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
 from appointments_gateway.gateway.middleware.errors import http_exception
+from appointments_gateway.gateway.ops_access import OpsAccess
 from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.observability.tracing import Tracing, chain_observers
@@ -129,8 +131,10 @@ def create_app(
     # One registry per app (observability/metrics.py): tests build many apps.
     metrics = GatewayMetrics(governor)
     readiness = Readiness(service_credential=service_credential, forward_base_url=base_url)
+    # /metrics and /readyz take a token off loopback (gateway/ops_access.py).
+    ops = OpsAccess.from_settings(settings)
 
-    async def metrics_endpoint(request: object) -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
     @asynccontextmanager
@@ -164,8 +168,8 @@ def create_app(
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readiness.endpoint, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/readyz", ops.guard(readiness.endpoint), methods=["GET"]),
+            Route("/metrics", ops.guard(metrics_endpoint), methods=["GET"]),
             # GraphiQL's own assets, read once here; no route at all with GraphiQL off.
             *(
                 [Route(STATIC_PREFIX + "{name}", GraphiQLAssets.load().endpoint, methods=["GET"])]
