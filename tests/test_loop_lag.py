@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
+import httpx
+from asgi_lifespan import LifespanManager
+
+from appointments_gateway.gateway import create_app
 from appointments_gateway.observability import GatewayMetrics
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
+from appointments_gateway.settings import Settings
 
 
 async def test_a_blocked_loop_shows_as_lag_in_the_metrics():
@@ -27,4 +33,20 @@ async def test_the_monitor_stops_with_its_block():
     monitor = LoopLagMonitor(lambda _: None, interval=0.01)
     async with monitor.running():
         pass
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "loop-lag-monitor"]
+
+
+async def test_the_app_samples_its_loop_for_as_long_as_it_runs():
+    app = create_app(Settings(upstream_rate_limit=0))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1"
+        ) as http,
+    ):
+        await asyncio.sleep(0.25)
+        metrics = (await http.get("/metrics")).text
+    count = re.search(r"^gateway_event_loop_lag_seconds_count ([0-9.]+)$", metrics, re.M)
+    assert count is not None
+    assert float(count[1]) >= 1
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "loop-lag-monitor"]

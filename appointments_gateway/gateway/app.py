@@ -35,6 +35,7 @@ from appointments_gateway.gateway.middleware.errors import http_exception
 from appointments_gateway.gateway.ops_access import OpsAccess
 from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
+from appointments_gateway.observability.loop_lag import LoopLagMonitor
 from appointments_gateway.observability.tracing import Tracing, chain_observers
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
 from appointments_gateway.schema import build_schema
@@ -139,15 +140,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        async with UpstreamClient(
-            user_agent=settings.effective_user_agent,
-            timeout=settings.upstream_timeout,
-            transport=upstream_transport,
-            governor=governor,
-            observer=chain_observers(
-                metrics.upstream_attempt, tracing.upstream_attempt if tracing else None
-            ),
-        ) as upstream:
+        async with (
+            UpstreamClient(
+                user_agent=settings.effective_user_agent,
+                timeout=settings.upstream_timeout,
+                transport=upstream_transport,
+                governor=governor,
+                observer=chain_observers(
+                    metrics.upstream_attempt, tracing.upstream_attempt if tracing else None
+                ),
+            ) as upstream,
+            # gateway_event_loop_lag_seconds: proof that no request holds the worker.
+            LoopLagMonitor(metrics.loop_lag.observe).running(),
+        ):
             # A waiter gives up on an in-flight create only after it surely ended: a POST
             # takes at most its timeout per attempt, and connect failures are retried.
             # A POST may also wait up to max_wait for the governor before it is sent.
