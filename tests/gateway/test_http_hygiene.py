@@ -283,13 +283,19 @@ async def test_json_nested_deeper_than_the_limit_is_refused_before_it_is_parsed(
 
 @pytest.mark.parametrize("parameter", ["variables", "extensions"])
 async def test_deep_json_in_get_parameters_is_refused_too(sandbox, parameter):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+    query = "{ appointments(first: 1) { totalCount } }"
+    async with serving(sandbox) as client:
         response = await client.get(
             "/graphql",
-            params={"query": "{ ok }", parameter: '{"v": ' + "[" * 1000 + "]" * 1000 + "}"},
+            params={"query": query, parameter: '{"v": ' + "[" * 1000 + "]" * 1000 + "}"},
         )
+        assert upstream_requests(sandbox) == 0
+        # the positive control: the same operation with shallow JSON reaches the upstream
+        accepted = await client.get("/graphql", params={"query": query, parameter: '{"v": [[]]}'})
     assert_refusal(response, 400, f"nested deeper than {MAX_JSON_DEPTH} levels")
     assert response.headers["x-request-id"]
+    assert accepted.json()["data"]["appointments"]["totalCount"] > 0
+    assert upstream_requests(sandbox) == 1
 
 
 async def test_brackets_inside_strings_do_not_count_as_nesting(sandbox):
