@@ -338,7 +338,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "workers",
         "GATEWAY_WORKERS",
-        "worker processes (one per core in production)",
+        "worker processes; only 1 for now: workers would each keep their own idempotency "
+        "keys and rate budget until a shared store (Redis) comes",
         _parse_positive_int,
     ),
     Setting(
@@ -357,8 +358,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "upstream_rate_limit",
         "GATEWAY_UPSTREAM_RATE_LIMIT",
-        "upstream requests per minute per API key that the gateway allows itself, across "
-        "its workers (Cliniko: 200; 0: off); lower it when other apps use the same keys",
+        "upstream requests per minute per API key that the gateway allows itself (Cliniko: "
+        "200; 0: off); lower it when other apps or replicas use the same keys",
         _parse_rate_limit,
     ),
     Setting(
@@ -569,11 +570,15 @@ class Settings:
                 "gateway.example.com), so that requests naming any other host in their "
                 "Host header are refused (DNS rebinding)"
             )
-        if self.upstream_rate_limit and self.upstream_rate_limit_per_process < 2:
+        if self.workers > 1:
+            # The idempotency keys and rate buckets live in process memory (state.py):
+            # two workers behind one port would each hold half the truth.
             raise ConfigError(
-                f"GATEWAY_UPSTREAM_RATE_LIMIT={self.upstream_rate_limit} shared by "
-                f"GATEWAY_WORKERS={self.workers} leaves fewer than 2 requests per minute per "
-                "worker; use fewer workers or turn the limit off with 0"
+                f"GATEWAY_WORKERS={self.workers}: worker processes would each keep their own "
+                "idempotency keys and rate budget, so a retried createAppointment could book "
+                "twice and each worker would see only part of the budget; run a single "
+                "worker until a shared store is configured (GATEWAY_REDIS_URL, coming with "
+                "the Redis shared state)"
             )
         if self.talks_to_cliniko and not (self.user_agent and is_safe_user_agent(self.user_agent)):
             raise ConfigError(
@@ -639,16 +644,6 @@ class Settings:
         if self.upstream == UPSTREAM_CLINIKO:
             return True
         return not self.uses_sandbox and is_cliniko_host(httpx.URL(self.upstream).host)
-
-    @property
-    def upstream_rate_limit_per_process(self) -> int:
-        """Each worker's share of the per-key budget: its rate governor is in memory.
-
-        Worker processes do not share the budget (no shared state yet, DESIGN.md §7), so
-        each gets an equal part and together they never exceed the limit. Replicas on
-        other hosts are not known here: give each of them its share in the setting.
-        """
-        return self.upstream_rate_limit // self.workers
 
     @property
     def effective_user_agent(self) -> str:

@@ -42,7 +42,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from appointments_gateway.gateway.middleware import hosts
 from appointments_gateway.sandbox import DEMO_KEY_A, DEMO_KEY_B, create_sandbox_app
 
 MIN_NAME_LETTERS = 4
@@ -170,19 +169,3 @@ def no_secrets_or_phi_in_any_log() -> Iterator[LeakCapture]:
         f"{len(capture.findings)} log records carry a secret or PHI:\n"
         + "\n".join(capture.findings[:20])
     )
-
-
-@pytest.fixture(autouse=True)
-def schema_tests_address_the_gateway_as_gateway_test(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """TEMPORARY: tests/schema/ still sends ``Host: gateway.test`` to a loopback gateway.
-
-    A loopback-bound gateway answers only ``localhost``, ``127.0.0.1`` and ``[::1]``
-    (gateway/middleware/hosts.py); tests/gateway/ addresses it as ``http://localhost``.
-    tests/schema/ is being edited in parallel, so until its base URLs change the same way,
-    its tests alone (never tests/gateway/test_hosts.py) let the loopback list include
-    ``gateway.test``. Delete this fixture with that change.
-    """
-    if request.node.nodeid.startswith("tests/schema/"):
-        monkeypatch.setattr(hosts, "LOOPBACK_NAMES", (*hosts.LOOPBACK_NAMES, "gateway.test"))

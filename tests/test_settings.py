@@ -23,11 +23,11 @@ def test_defaults_run_on_the_sandbox_in_service_mode_on_loopback():
 
 def test_flags_win_over_environment():
     settings = Settings.load(
-        environ={"GATEWAY_PORT": "9000", "GATEWAY_WORKERS": "3"},
+        environ={"GATEWAY_PORT": "9000", "GATEWAY_LOG_LEVEL": "debug"},
         overrides={"port": "9100"},
     )
     assert settings.port == 9100
-    assert settings.workers == 3
+    assert settings.log_level == "debug"
 
 
 def test_every_setting_has_an_environment_variable_and_a_flag():
@@ -240,16 +240,27 @@ def test_sandbox_settings_parse_their_knobs():
         SandboxSettings.load(environ={}, overrides={"fault_rate": "2"})
 
 
-def test_upstream_budget_settings_default_to_cliniko_s_limit_and_split_across_workers():
+def test_upstream_budget_settings_default_to_cliniko_s_limit():
     settings = Settings.load(environ={})
     assert (settings.upstream_rate_limit, settings.upstream_max_wait) == (200, 5.0)
     settings = Settings.load(
-        environ={"GATEWAY_UPSTREAM_RATE_LIMIT": "150", "GATEWAY_WORKERS": "4"},
-        overrides={"upstream_max_wait": "0"},
+        environ={"GATEWAY_UPSTREAM_RATE_LIMIT": "150"}, overrides={"upstream_max_wait": "0"}
     )
-    assert settings.upstream_rate_limit_per_process == 37  # together never above 150
+    assert settings.upstream_rate_limit == 150  # one process holds the whole budget
     assert settings.upstream_max_wait == 0.0
     assert Settings.load(environ={"GATEWAY_UPSTREAM_RATE_LIMIT": "0"}).upstream_rate_limit == 0
+
+
+@pytest.mark.parametrize("workers", ["2", "8"])
+def test_more_than_one_worker_is_refused_until_state_is_shared(workers):
+    """Each worker would keep its own idempotency keys and budget: a retry could book twice."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"GATEWAY_WORKERS": workers})
+    message = str(caught.value)
+    assert message.startswith(f"GATEWAY_WORKERS={workers}: worker processes would each keep")
+    assert "createAppointment could book twice" in message
+    assert "GATEWAY_REDIS_URL" in message
+    assert Settings.load(environ={"GATEWAY_WORKERS": "1"}).workers == 1
 
 
 @pytest.mark.parametrize(
@@ -258,10 +269,6 @@ def test_upstream_budget_settings_default_to_cliniko_s_limit_and_split_across_wo
         ({"GATEWAY_UPSTREAM_RATE_LIMIT": "1"}, "GATEWAY_UPSTREAM_RATE_LIMIT: expected 0 (off)"),
         ({"GATEWAY_UPSTREAM_RATE_LIMIT": "-5"}, "GATEWAY_UPSTREAM_RATE_LIMIT: expected 0 (off)"),
         ({"GATEWAY_UPSTREAM_MAX_WAIT": "-1"}, "GATEWAY_UPSTREAM_MAX_WAIT: expected a number"),
-        (
-            {"GATEWAY_UPSTREAM_RATE_LIMIT": "10", "GATEWAY_WORKERS": "8"},
-            "GATEWAY_UPSTREAM_RATE_LIMIT=10 shared by GATEWAY_WORKERS=8",
-        ),
     ],
 )
 def test_bad_upstream_budget_settings_are_refused(env, message):

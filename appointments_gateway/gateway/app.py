@@ -76,7 +76,8 @@ def create_app(
         schema: the schema to serve; ``build_schema()`` unless a test or benchmark
             needs another one behind the same plumbing.
         governor: the per-key upstream budget; by default one built from the settings
-            (this process's share of ``upstream_rate_limit``, ``upstream_max_wait``).
+            (``upstream_rate_limit``, ``upstream_max_wait``: the process is the only
+            worker, Settings refuses more).
         tracer_provider: where spans go when ``settings.tracing`` is on (the global
             OpenTelemetry provider by default).
         freeze_gc: after start-up, exclude every object alive then from garbage
@@ -126,7 +127,7 @@ def create_app(
     if governor is None:
         governor = Governor(
             state,
-            limit=settings.upstream_rate_limit_per_process,
+            limit=settings.upstream_rate_limit,
             max_wait=settings.upstream_max_wait,
         )
     # One registry per app (observability/metrics.py): tests build many apps.

@@ -6,9 +6,10 @@ What Strawberry 0.341 does by itself, and what this adds:
   accepts.  A client that accepts ``application/graphql-response+json`` (and prefers it
   to ``application/json``) now gets that media type with the spec's status codes: 400
   when the request failed before execution (parse, validation, unknown operation,
-  variable coercion, admission control), with no ``data`` entry; 200 whenever execution
-  began, partial data and field errors included.  ``application/json`` clients keep the
-  legacy behaviour: 200 for every well-formed request.
+  variable coercion, admission control); 200 whenever execution began, partial data and
+  field errors included.  ``application/json`` clients keep the legacy status: 200 for
+  every well-formed request.  Either way a request error has no ``data`` entry, where
+  Strawberry sends ``"data": null``: the spec tells the two cases apart by it.
 * Its refusals (bad JSON, a non-string ``query``, GET mutations...) are plain text; here
   they are GraphQL-shaped JSON errors with a DESIGN.md §5 code, in the negotiated type.
 * It treats any content type containing ``application/json`` as JSON and refuses others
@@ -191,9 +192,9 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         response: GraphQLHTTPResponse = await super().process_result(request, result)
         if _is_request_error(result):
             request.scope[_REQUEST_ERROR] = True
-            if prefers_graphql_response_json(request.headers.get("accept", "")):
-                # The spec: a request error has no data entry at all, not a null one.
-                response.pop("data", None)
+            # The spec: a request error has no data entry at all, not a null one, whatever
+            # the media type (only the status code depends on it).
+            response.pop("data", None)
         return response
 
 

@@ -528,7 +528,8 @@ async def test_status_codes_follow_the_accepted_media_type(
         modern = await client.post("/graphql", json={"query": document}, headers={"Accept": MODERN})
     assert legacy.status_code == default.status_code == legacy_status
     assert legacy.headers["content-type"] == default.headers["content-type"] == "application/json"
-    assert "data" in legacy.json()  # legacy clients keep Strawberry's data: null
+    # A request error has no data entry for any client (GraphQL-over-HTTP), not data: null.
+    assert ("data" in legacy.json()) is ("data" in default.json()) is has_data
     assert modern.status_code == modern_status, modern.text
     assert modern.headers["content-type"] == MODERN
     assert ("data" in modern.json()) is has_data
@@ -544,8 +545,14 @@ async def test_a_variable_that_cannot_be_coerced_is_a_400_for_modern_clients(san
             json={"query": document, "variables": {"first": "ten"}},
             headers={"Accept": MODERN},
         )
+        legacy = await client.post(
+            "/graphql", json={"query": document, "variables": {"first": "ten"}}
+        )
     assert response.status_code == 400
     assert "data" not in response.json()
+    assert legacy.status_code == 200
+    assert "data" not in legacy.json()
+    assert legacy.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert upstream_requests(sandbox) == 0
 
 
@@ -559,6 +566,7 @@ async def test_an_operation_over_the_cost_limit_is_a_400_for_modern_clients(sand
     assert modern.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert legacy.status_code == 200
     assert legacy.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert "data" not in legacy.json()
     assert upstream_requests(sandbox) == 0
 
 

@@ -78,7 +78,7 @@ async def open_gateway(
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as http,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=sandbox),

@@ -708,7 +708,7 @@ async def test_mutations_are_refused_over_get(gw: Gateway, refs):
 async def test_a_malformed_document_runs_no_mutation(gw: Gateway, refs):
     document = CREATE.replace("userErrors {", "userErrors { nosuchfield ")
     body = await gw.query(document, {"input": _create(refs)})
-    assert body["data"] is None
+    assert "data" not in body
     assert body["errors"]
     assert gw.sandbox_requests == 0
 

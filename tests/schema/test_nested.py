@@ -143,7 +143,7 @@ async def test_a_failing_relation_nulls_that_field_not_the_list():
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as http,
     ):
         response = await http.post(
@@ -176,7 +176,7 @@ async def test_concurrent_callers_with_different_keys_share_no_loader_or_row(rou
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as http,
     ):
 

@@ -284,7 +284,7 @@ async def limited() -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as http,
     ):
         yield http, sandbox
@@ -387,7 +387,7 @@ async def test_readyz_in_forward_mode_needs_only_an_answer(sandbox: Starlette):
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
         ) as http,
     ):
         response = await http.get("/readyz")
