@@ -385,13 +385,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_aliases",
         "GATEWAY_MAX_ALIASES",
-        "refuse documents with more aliases than this (QUERY_TOO_COMPLEX)",
+        "refuse documents with more aliases than this, counting a fragment's each time it "
+        "is spread (QUERY_TOO_COMPLEX)",
+        _parse_positive_int,
+    ),
+    Setting(
+        "max_selections",
+        "GATEWAY_MAX_SELECTIONS",
+        "refuse documents selecting more fields than this, counting a fragment's each "
+        "time it is spread (QUERY_TOO_COMPLEX)",
         _parse_positive_int,
     ),
     Setting(
         "max_tokens",
         "GATEWAY_MAX_TOKENS",
         "stop parsing documents longer than this many tokens (QUERY_TOO_COMPLEX)",
+        _parse_positive_int,
+    ),
+    Setting(
+        "max_analysis_ms",
+        "GATEWAY_MAX_ANALYSIS_MS",
+        "milliseconds parsing and validating one document may take before it is refused "
+        "(QUERY_TOO_COMPLEX); the worker serves nothing else meanwhile",
         _parse_positive_int,
     ),
     Setting(
@@ -534,7 +549,9 @@ class Settings:
     max_upstream_requests: int = 50
     max_depth: int = 12
     max_aliases: int = 30
+    max_selections: int = 1000
     max_tokens: int = 5000
+    max_analysis_ms: int = 30
     graphiql: bool = True
     introspection: bool = True
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES

@@ -112,6 +112,8 @@ def create_app(
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
+            max_selections=settings.max_selections,
+            max_analysis_ms=settings.max_analysis_ms,
         ),
         service_credential=service_credential,
         forward_base_url=base_url,

@@ -69,7 +69,7 @@ DEFAULT_MAX_TOKENS = 5000
 DEFAULT_MAX_SELECTIONS = 1000
 #: Parse and validation of one document, in milliseconds: the heaviest document above
 #: takes 4 ms (measured here), and nothing else on the worker moves while it runs.
-DEFAULT_MAX_ANALYSIS_MS = 50
+DEFAULT_MAX_ANALYSIS_MS = 30
 
 
 def build_schema(
