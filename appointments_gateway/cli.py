@@ -2,13 +2,14 @@
 
 ``serve`` binds its socket before it prints anything, so the URL it prints is the one that
 answers (also with ``--port 0``).  With ``--upstream sandbox`` it first starts the embedded
-sandbox in a background thread of the parent process, so every gateway worker talks to the
-same demo data over real HTTP, exactly as it would talk to Cliniko.
+sandbox in a background thread of the process, and the gateway talks to the demo data over
+real HTTP, exactly as it would talk to Cliniko.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import sys
@@ -141,7 +142,6 @@ def _serve(args: argparse.Namespace) -> int:
             factory=True,
             host=settings.host,
             port=port,
-            workers=settings.workers,
             log_level=settings.log_level,
             # One JSON object per line, exceptions without their messages (observability/logs.py).
             log_config=log_config(settings.log_level),
@@ -149,16 +149,16 @@ def _serve(args: argparse.Namespace) -> int:
             # uvicorn's access log prints the full URL, and a GET operation carries its
             # variables (names, notes) in the query string: health data must not reach logs.
             access_log=False,
+            # SIGTERM stops the server within a bounded time: operations still running
+            # then end by their own deadline (plus the view's grace), and whatever has
+            # not ended a second later is cancelled.
+            timeout_graceful_shutdown=math.ceil(settings.operation_timeout) + 1,
         )
-        if settings.workers > 1:
-            from uvicorn.supervisors import Multiprocess
-
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            server = uvicorn.Server(config)
-            server.run(sockets=[sock])
-            if not server.started:
-                return 1
+        # One process: Settings refuses more workers until state is shared (Redis).
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if not server.started:
+            return 1
     finally:
         if sandbox is not None:
             sandbox.stop()
