@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 SCRIPT = str(Path(sys.executable).parent / "appointments-gateway")
@@ -93,6 +94,20 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> Running:
     running._pump = threading.Thread(target=pump, daemon=True)
     running._pump.start()
     return running
+
+
+def wait_until_serving(root: str, timeout: float = STARTUP_SECONDS) -> None:
+    """Poll ``root/healthz`` until it answers 200: uvicorn prints nothing to wait on."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5) as http:
+        while time.monotonic() < deadline:
+            try:
+                if http.get(f"{root}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError(f"{root}/healthz never answered")
 
 
 @pytest.fixture

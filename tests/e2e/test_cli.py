@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import SCRIPT, Running, start_cli
+from tests.e2e.conftest import SCRIPT, Running, start_cli, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -64,14 +63,8 @@ def test_serve_runs_the_gateway_on_the_embedded_sandbox(cli):
     sandbox = running.wait_for("Upstream:").removeprefix("embedded sandbox at ").strip()
     assert running.wait_for("GraphiQL:").startswith(endpoint)
     root = endpoint.removesuffix("/graphql")
+    wait_until_serving(root)
     with httpx.Client(timeout=10) as http:
-        for _ in range(100):  # uvicorn prints nothing we wait on; poll health briefly
-            try:
-                if http.get(f"{root}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
         health = http.get(f"{root}/healthz")
         assert health.json()["status"] == "ok"
 
@@ -109,6 +102,22 @@ def test_serve_refuses_a_bad_configuration_with_a_clear_message():
     assert done.returncode == 2
     assert "configuration error" in done.stderr
     assert "not a loopback address" in done.stderr
+
+
+def test_serve_refuses_more_than_one_worker_until_state_is_shared():
+    # Two workers each kept their own idempotency keys: the same createAppointment and
+    # key sent to both booked twice (12 of 39 keys in an attack). Refused at start.
+    done = subprocess.run(
+        [SCRIPT, "serve", "--workers", "2", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "GATEWAY_WORKERS=2" in done.stderr
+    assert "GATEWAY_REDIS_URL" in done.stderr
+    assert "book twice" in done.stderr
+    assert "GraphQL endpoint" not in done.stdout  # it never started serving
 
 
 def test_schema_command_prints_the_committed_sdl():
