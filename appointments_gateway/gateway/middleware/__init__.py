@@ -13,8 +13,8 @@ middleware, outermost first:
 3. the catch-all for unexpected exceptions: a JSON 500 with the request id, instead of
    Starlette's plain text from outside every middleware (``internal_errors.py``).
 4. gzip for responses of 1 KiB and more: a page of 100 appointments is ~60 KiB of JSON
-   that compresses ~10x; small answers are not worth the CPU.  Level 6, not Starlette's
-   9: for JSON it is nearly as small at a fraction of the CPU.
+   that compresses ~10x; small answers are not worth the CPU.  Level 1, not Starlette's
+   9: for JSON it saves nearly as much at a fraction of the CPU (figures below).
 5. the body size limit, innermost, right in front of the routes that read bodies.
 """
 
