@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -191,15 +189,3 @@ def test_public_api_is_sorted_and_complete() -> None:
         "annotations",
     }
     assert public - modules == set(sandbox.__all__)
-
-
-def test_sandbox_imports_nothing_else_from_the_package() -> None:
-    import appointments_gateway.sandbox as sandbox
-
-    for path in Path(sandbox.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                assert node.level <= 1, path
-                assert not (node.module or "").startswith("appointments_gateway"), path
-            elif isinstance(node, ast.Import):
-                assert not any(a.name.startswith("appointments_gateway") for a in node.names), path

@@ -1,0 +1,80 @@
+"""The package's layers: imports flow one way, and no module needs itself to load.
+
+``gateway → schema → resolvers → upstream → state`` (DESIGN.md §2): the schema shapes
+what the resolvers fetch, the resolvers decide what to fetch, the upstream client sends
+it.  A lower layer that imports a higher one ties rows to GraphQL shapes again, and the
+replica (DESIGN.md §8) could no longer sit between ``resolvers`` and ``upstream``.
+``sandbox`` imports nothing from the rest: it is written from Cliniko's contract, so a bug
+in our client cannot hide behind a matching bug in our stand-in.
+
+Every import counts, also one inside a function or under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import appointments_gateway
+
+PACKAGE = Path(appointments_gateway.__file__).parent
+NAME = "appointments_gateway"
+
+#: Package → the packages it must never import.
+FORBIDDEN = {
+    "upstream": {"resolvers", "schema", "gateway"},
+    "resolvers": {"schema", "gateway"},
+    "schema": {"gateway"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The package's modules ``path`` imports, relative imports resolved."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            names = [f"{target}.{alias.name}" for alias in node.names]
+            found.update(n for n in [target, *names] if n.startswith(NAME))
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(NAME))
+    return found
+
+
+def layer(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else ""
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_imports_flow_one_way(path: Path) -> None:
+    own = layer(module_name(path))
+    wrong = sorted(m for m in imported_modules(path) if layer(m) in FORBIDDEN.get(own, ()))
+    assert wrong == [], f"{own} must not import {', '.join(sorted(FORBIDDEN[own]))}"
+
+
+def test_sandbox_imports_nothing_else_from_the_package() -> None:
+    import appointments_gateway.sandbox as sandbox
+
+    for path in Path(sandbox.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level <= 1, path
+                assert not (node.module or "").startswith("appointments_gateway"), path
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("appointments_gateway") for a in node.names), path
