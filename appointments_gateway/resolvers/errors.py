@@ -6,9 +6,12 @@ GatewayError                  (Exception)  message is safe to show; ``code`` per
  ├── Unauthenticated          UNAUTHENTICATED: the upstream refused the key
  ├── Forbidden                FORBIDDEN: the key's user may not see this
  ├── RateLimited              RATE_LIMITED: with ``retryAfterSeconds``
- ├── UpstreamTimeoutError     UPSTREAM_TIMEOUT
- └── UpstreamUnavailableError UPSTREAM_UNAVAILABLE: 5xx, refused connection, unusable body
+ ├── TimedOut                 UPSTREAM_TIMEOUT: Cliniko did not answer in time
+ └── Unavailable              UPSTREAM_UNAVAILABLE: 5xx, refused connection, unusable body
 
+Each is named for what the client is told, without the ``Upstream`` prefix that marks the
+upstream client's own tree (``UpstreamNotFound`` becomes ``NotFound``, ``UpstreamTimeout``
+becomes ``TimedOut``), so an import says which layer's error it is.
 ``translate_upstream()`` is the one place an ``UpstreamError`` becomes one of these.
 Anything else that escapes a resolver is a bug, and the schema masks it as
 ``INTERNAL_SERVER_ERROR``.  No message carries an upstream body, a key or PHI.
@@ -39,9 +42,9 @@ __all__ = [
     "GatewayError",
     "NotFound",
     "RateLimited",
+    "TimedOut",
     "Unauthenticated",
-    "UpstreamTimeoutError",
-    "UpstreamUnavailableError",
+    "Unavailable",
     "translate_upstream",
 ]
 
@@ -87,13 +90,13 @@ class RateLimited(GatewayError):
     code = "RATE_LIMITED"
 
 
-class UpstreamTimeoutError(GatewayError):
+class TimedOut(GatewayError):
     """Cliniko did not answer in time."""
 
     code = "UPSTREAM_TIMEOUT"
 
 
-class UpstreamUnavailableError(GatewayError):
+class Unavailable(GatewayError):
     """Cliniko failed (5xx), could not be reached, or answered with an unusable body."""
 
     code = "UPSTREAM_UNAVAILABLE"
@@ -117,13 +120,13 @@ def gateway_error_for(exc: UpstreamError | InvalidRequest) -> GatewayError:
             retryAfterSeconds=retry_after,
         )
     if isinstance(exc, UpstreamTimeout):
-        return UpstreamTimeoutError("Cliniko did not answer in time.")
+        return TimedOut("Cliniko did not answer in time.")
     if isinstance(exc, UpstreamRejected):
         # A 400 for a request we built: our filter or sort was refused, not the user's.
-        return UpstreamUnavailableError("Cliniko refused the request the gateway built.")
+        return Unavailable("Cliniko refused the request the gateway built.")
     if isinstance(exc, UpstreamUnavailable):
-        return UpstreamUnavailableError("Cliniko is unavailable; try again shortly.")
-    return UpstreamUnavailableError("Cliniko answered in a way the gateway could not use.")
+        return Unavailable("Cliniko is unavailable; try again shortly.")
+    return Unavailable("Cliniko answered in a way the gateway could not use.")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 """User errors: problems with a mutation's input, at a GraphQL input path, with a code.
 
+This layer calls one an ``InputProblem``; the schema shows it as the GraphQL type
+``UserError`` (``schema/mutations.py``), so an import says which of the two it is.
 Both kinds of input problem end up here: what the gateway refuses before any upstream
 call (``write_input.py``) and what Cliniko refuses with a 422. Cliniko's 422 messages
 are never passed on: they are part of an upstream body, which may quote a record.
@@ -16,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["INPUT", "UserError", "UserErrorCode", "camel", "label", "user_errors_for"]
+__all__ = ["INPUT", "InputProblem", "UserErrorCode", "camel", "label", "user_errors_for"]
 
 INPUT = "input"
 """The argument every mutation takes, so the first part of every path."""
@@ -36,7 +38,7 @@ class UserErrorCode(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class UserError:
+class InputProblem:
     """A problem with the caller's input: where (a GraphQL path), what, and a code."""
 
     field: tuple[str, ...] | None
@@ -109,9 +111,9 @@ _UPSTREAM_PHRASES: tuple[tuple[re.Pattern[str], UserErrorCode, str], ...] = (
 )
 
 
-def user_errors_for(field_errors: Mapping[str, str]) -> tuple[UserError, ...]:
+def user_errors_for(field_errors: Mapping[str, str]) -> tuple[InputProblem, ...]:
     """User errors for a 422's ``{upstream field: message}``, in our words, never theirs."""
-    errors: list[UserError] = []
+    errors: list[InputProblem] = []
     for upstream_field, upstream_message in sorted(field_errors.items()):
         path = _path(upstream_field)
         code, text = UserErrorCode.INVALID, "was refused by Cliniko."
@@ -119,9 +121,9 @@ def user_errors_for(field_errors: Mapping[str, str]) -> tuple[UserError, ...]:
             if pattern.search(upstream_message):
                 code, text = phrase_code, phrase_text
                 break
-        errors.append(UserError(path, f"{label(path)} {text}", code))
+        errors.append(InputProblem(path, f"{label(path)} {text}", code))
     if not errors:  # a 422 without the documented body
         errors.append(
-            UserError((INPUT,), "Cliniko refused the appointment.", UserErrorCode.INVALID)
+            InputProblem((INPUT,), "Cliniko refused the appointment.", UserErrorCode.INVALID)
         )
     return tuple(errors)

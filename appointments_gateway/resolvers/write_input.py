@@ -17,10 +17,16 @@ from typing import TypedDict
 
 from appointments_gateway.resolvers.errors import BadUserInput
 from appointments_gateway.resolvers.ids import parse_id
-from appointments_gateway.resolvers.user_errors import INPUT, UserError, UserErrorCode, camel, label
+from appointments_gateway.resolvers.user_errors import (
+    INPUT,
+    InputProblem,
+    UserErrorCode,
+    camel,
+    label,
+)
 from appointments_gateway.upstream import (
     AppointmentFields,
-    RepeatRule,
+    RepeatRuleRecord,
     format_datetime,
 )
 
@@ -89,19 +95,19 @@ _ID_TYPES = {
 _REQUIRED = ("starts_at", "patient_id", "practitioner_id", "appointment_type_id", "business_id")
 
 
-def raw_id(value: str, type_name: str, path: tuple[str, ...], errors: list[UserError]) -> str:
+def raw_id(value: str, type_name: str, path: tuple[str, ...], errors: list[InputProblem]) -> str:
     """The raw Cliniko id named by ``value``; records a user error and returns "" if none."""
     try:
         return parse_id(value, type_name, argument=".".join(path))
     except BadUserInput as exc:
-        errors.append(UserError(path, exc.message, UserErrorCode.INVALID))
+        errors.append(InputProblem(path, exc.message, UserErrorCode.INVALID))
     return ""
 
 
-def check_text(value: str | None, path: tuple[str, ...], errors: list[UserError]) -> None:
+def check_text(value: str | None, path: tuple[str, ...], errors: list[InputProblem]) -> None:
     if value is not None and len(value) > MAX_NOTE_LENGTH:
         errors.append(
-            UserError(
+            InputProblem(
                 path,
                 f"{label(path)} is {len(value)} characters; at most {MAX_NOTE_LENGTH} fit.",
                 UserErrorCode.TOO_LONG,
@@ -110,40 +116,42 @@ def check_text(value: str | None, path: tuple[str, ...], errors: list[UserError]
 
 
 def _check_range(
-    value: int, low: int, high: int, path: tuple[str, ...], errors: list[UserError]
+    value: int, low: int, high: int, path: tuple[str, ...], errors: list[InputProblem]
 ) -> None:
     if not low <= value <= high:
         errors.append(
-            UserError(
+            InputProblem(
                 path, f"{label(path)} must be from {low} to {high}.", UserErrorCode.OUT_OF_RANGE
             )
         )
 
 
-def _repeat_rule(rule: RepeatRuleChange, errors: list[UserError]) -> RepeatRule:
+def _repeat_rule(rule: RepeatRuleChange, errors: list[InputProblem]) -> RepeatRuleRecord:
     base = (INPUT, "repeatRule")
     _check_range(
         rule.repeating_interval, 1, MAX_REPEATING_INTERVAL, (*base, "repeatingInterval"), errors
     )
     _check_range(rule.number_of_repeats, 1, MAX_REPEATS, (*base, "numberOfRepeats"), errors)
-    return RepeatRule(rule.repeat_type, rule.number_of_repeats, rule.repeating_interval)
+    return RepeatRuleRecord(rule.repeat_type, rule.number_of_repeats, rule.repeating_interval)
 
 
 def validated(
     changes: AppointmentChanges, *, creating: bool
-) -> tuple[AppointmentFields, list[UserError]]:
+) -> tuple[AppointmentFields, list[InputProblem]]:
     """The upstream fields for ``changes``, and every problem certain before sending.
 
     On create, a ``None`` leaves the field out (Cliniko derives ``ends_at``); on
     update it is sent as null, which clears the field (or recomputes ``ends_at``).
     """
-    errors: list[UserError] = []
+    errors: list[InputProblem] = []
     fields: AppointmentFields = {}
     sent: Mapping[str, object] = changes
     for name in _REQUIRED:
         if name in sent and sent[name] is None:
             path = (INPUT, camel(name))
-            errors.append(UserError(path, f"{label(path)} cannot be null.", UserErrorCode.REQUIRED))
+            errors.append(
+                InputProblem(path, f"{label(path)} cannot be null.", UserErrorCode.REQUIRED)
+            )
 
     def id_of(name: str) -> str | None:
         value = sent.get(name)
@@ -177,7 +185,7 @@ def validated(
             and int(ends_at.timestamp()) <= int(starts_at.timestamp())
         ):
             errors.append(
-                UserError(
+                InputProblem(
                     (INPUT, "endsAt"), "endsAt must be after startsAt.", UserErrorCode.INVALID
                 )
             )
@@ -201,7 +209,7 @@ def fingerprint(fields: AppointmentFields) -> str:
     def canonical(value: object) -> object:
         if isinstance(value, datetime):
             return format_datetime(value)
-        if isinstance(value, RepeatRule):
+        if isinstance(value, RepeatRuleRecord):
             return [value.repeat_type, value.number_of_repeats, value.repeating_interval]
         return value
 
@@ -209,17 +217,17 @@ def fingerprint(fields: AppointmentFields) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def check_idempotency_key(key: str, errors: list[UserError]) -> None:
+def check_idempotency_key(key: str, errors: list[InputProblem]) -> None:
     path = (INPUT, "idempotencyKey")
     if not key.strip() or not key.isprintable():
         errors.append(
-            UserError(
+            InputProblem(
                 path, "idempotencyKey must be non-blank printable text.", UserErrorCode.INVALID
             )
         )
     elif len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         errors.append(
-            UserError(
+            InputProblem(
                 path,
                 f"idempotencyKey is at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
                 UserErrorCode.TOO_LONG,

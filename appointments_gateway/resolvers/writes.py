@@ -26,7 +26,7 @@ from appointments_gateway.resolvers.idempotency import (
 from appointments_gateway.resolvers.loaders import Loaders
 from appointments_gateway.resolvers.user_errors import (
     INPUT,
-    UserError,
+    InputProblem,
     UserErrorCode,
     user_errors_for,
 )
@@ -59,19 +59,19 @@ class WriteResult:
     """The appointment as written, or the reasons it was not."""
 
     record: AppointmentRecord | None
-    user_errors: tuple[UserError, ...] = ()
+    user_errors: tuple[InputProblem, ...] = ()
 
 
-def _appointment_id(value: str, errors: list[UserError]) -> str:
+def _appointment_id(value: str, errors: list[InputProblem]) -> str:
     return raw_id(value, "Appointment", (INPUT, "id"), errors)
 
 
-_KEY_REUSED = UserError(
+_KEY_REUSED = InputProblem(
     (INPUT, "idempotencyKey"),
     "This idempotencyKey was already used with a different input; use a new key for a new booking.",
     UserErrorCode.IDEMPOTENCY_KEY_REUSED,
 )
-_OUTCOME_UNKNOWN = UserError(
+_OUTCOME_UNKNOWN = InputProblem(
     (INPUT, "idempotencyKey"),
     "An earlier request with this idempotencyKey may or may not have booked the appointment "
     "(Cliniko did not confirm in time). Look for it before booking again, and use a new key "
@@ -79,12 +79,12 @@ _OUTCOME_UNKNOWN = UserError(
     UserErrorCode.IDEMPOTENCY_KEY_OUTCOME_UNKNOWN,
 )
 
-_CONFLICT = UserError(
+_CONFLICT = InputProblem(
     (INPUT, "id"),
     "Cliniko refused the change because of the appointment's current state; read it again.",
     UserErrorCode.CONFLICT,
 )
-_BOOKING_CONFLICT = UserError(
+_BOOKING_CONFLICT = InputProblem(
     (INPUT,),
     "Cliniko refused the booking as conflicting with the account's current state.",
     UserErrorCode.CONFLICT,
@@ -153,13 +153,13 @@ async def update_appointment(
     context: Context, appointment_id: str, changes: AppointmentChanges
 ) -> WriteResult:
     """Change only the fields the client sent."""
-    errors: list[UserError] = []
+    errors: list[InputProblem] = []
     raw_id = _appointment_id(appointment_id, errors)
     fields, field_errors = validated(changes, creating=False)
     errors.extend(field_errors)
     if not changes:
         errors.append(
-            UserError((INPUT,), "Give at least one field to change.", UserErrorCode.REQUIRED)
+            InputProblem((INPUT,), "Give at least one field to change.", UserErrorCode.REQUIRED)
         )
     if errors:
         return WriteResult(None, tuple(errors))
@@ -187,11 +187,11 @@ async def cancel_appointment(
     ``reason_name`` is the enum name the client sent, for the message when the code is
     one Cliniko no longer accepts (COVID_19_RELATED) or a placeholder (UNKNOWN).
     """
-    errors: list[UserError] = []
+    errors: list[InputProblem] = []
     raw_id = _appointment_id(appointment_id, errors)
     if reason not in ACCEPTED_CANCELLATION_REASONS:
         errors.append(
-            UserError(
+            InputProblem(
                 (INPUT, "reason"),
                 _OUTPUT_ONLY_REASON.format(name=reason_name),
                 UserErrorCode.INVALID,
@@ -214,7 +214,7 @@ async def cancel_appointment(
 
 async def archive_appointment(context: Context, appointment_id: str) -> WriteResult:
     """Archive it with ``POST …/archive`` (not the deprecated DELETE), then re-read it."""
-    errors: list[UserError] = []
+    errors: list[InputProblem] = []
     raw_id = _appointment_id(appointment_id, errors)
     if errors:
         return WriteResult(None, tuple(errors))

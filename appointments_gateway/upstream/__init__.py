@@ -79,7 +79,7 @@ from .records import (
     PatientCaseRecord,
     PatientRecord,
     PractitionerRecord,
-    RepeatRule,
+    RepeatRuleRecord,
     parse_page,
 )
 from .resources import (
@@ -145,7 +145,7 @@ __all__ = [
     "PractitionerRecord",
     "PractitionersResource",
     "RateBudgetExhausted",
-    "RepeatRule",
+    "RepeatRuleRecord",
     "RequestStats",
     "Resource",
     "RetryPolicy",

@@ -38,7 +38,7 @@ __all__ = [
     "PatientCaseRecord",
     "PatientRecord",
     "PractitionerRecord",
-    "RepeatRule",
+    "RepeatRuleRecord",
     "parse_page",
 ]
 
@@ -219,7 +219,7 @@ def _parser(kind: str) -> Callable[[Callable[[_Json], T]], Callable[[Any], T]]:
 
 
 @dataclass(frozen=True, slots=True)
-class RepeatRule:
+class RepeatRuleRecord:
     """How an appointment series repeats: every ``repeating_interval`` days/weeks/months."""
 
     repeat_type: str | None
@@ -228,7 +228,7 @@ class RepeatRule:
     repeating_interval: int | None
 
     @classmethod
-    def from_json(cls, data: Any) -> RepeatRule | None:
+    def from_json(cls, data: Any) -> RepeatRuleRecord | None:
         """``None`` for ``null``, ``{}``, or a rule with every part null."""
         if data is None or data == {}:
             return None
@@ -280,7 +280,7 @@ class AppointmentRecord:
     treatment_note_status: int | None
     telehealth_url: str | None = field(repr=False)
     """The practitioner's link; filled even when the type has telehealth off."""
-    repeat_rule: RepeatRule | None
+    repeat_rule: RepeatRuleRecord | None
     has_repeats: bool
     repeated_from_id: str | None
     patient_id: str | None
@@ -321,7 +321,7 @@ def _appointment(d: _Json) -> AppointmentRecord:
         _int(d, "invoice_status"),
         _int(d, "treatment_note_status"),
         _str(d, "telehealth_url"),
-        RepeatRule.from_json(d.get("repeat_rule")),
+        RepeatRuleRecord.from_json(d.get("repeat_rule")),
         _has_link(d, "repeats"),
         _link_id(d, "repeated_from"),
         _link_id(d, "patient"),

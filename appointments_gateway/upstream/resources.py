@@ -35,7 +35,7 @@ from .records import (
     PatientCaseRecord,
     PatientRecord,
     PractitionerRecord,
-    RepeatRule,
+    RepeatRuleRecord,
     parse_page,
 )
 
@@ -349,7 +349,7 @@ class AppointmentFields(TypedDict, total=False):
     starts_at: datetime
     ends_at: datetime | None
     notes: str | None
-    repeat_rule: RepeatRule | None
+    repeat_rule: RepeatRuleRecord | None
 
 
 _ID_FIELDS = frozenset(
@@ -368,7 +368,7 @@ def _appointment_body(fields: Mapping[str, object]) -> dict[str, object]:
             body[key] = format_datetime(value)
         elif key == "notes" and isinstance(value, str):
             body[key] = value
-        elif key == "repeat_rule" and isinstance(value, RepeatRule):
+        elif key == "repeat_rule" and isinstance(value, RepeatRuleRecord):
             body[key] = {
                 "repeat_type": value.repeat_type,
                 "number_of_repeats": value.number_of_repeats,

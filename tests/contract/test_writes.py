@@ -9,7 +9,7 @@ import pytest
 from appointments_gateway.upstream import (
     APPOINTMENT_LIST,
     InvalidRequest,
-    RepeatRule,
+    RepeatRuleRecord,
     UpstreamNotFound,
     UpstreamValidationError,
 )
@@ -80,7 +80,7 @@ async def test_create_with_ends_at_keeps_it(session, refs):
 
 
 async def test_create_with_a_repeat_rule_books_the_repeats(app, session, refs):
-    rule = RepeatRule("Weekly", 3, 2)  # 3 more, every 2 weeks
+    rule = RepeatRuleRecord("Weekly", 3, 2)  # 3 more, every 2 weeks
     origin = await session.appointments.create(
         {**refs, "starts_at": FREE_SLOT, "repeat_rule": rule}
     )
@@ -147,7 +147,7 @@ async def test_cancel_then_read_back_with_include_cancelled(app, session, refs):
 
 async def test_cancel_with_apply_to_repeats_cancels_it_and_the_later_ones(session, refs):
     origin = await session.appointments.create(
-        {**refs, "starts_at": FREE_SLOT, "repeat_rule": RepeatRule("Daily", 3, 1)}
+        {**refs, "starts_at": FREE_SLOT, "repeat_rule": RepeatRuleRecord("Daily", 3, 1)}
     )
     series = APPOINTMENT_LIST.where("repeated_from_id", "=", origin.id)
     first, *later = (await session.appointments.list(filters=[series], sort=["starts_at"])).items
@@ -168,7 +168,7 @@ async def test_cancel_with_apply_to_repeats_cancels_it_and_the_later_ones(sessio
         {
             **refs,
             "starts_at": FREE_SLOT + timedelta(weeks=4),
-            "repeat_rule": RepeatRule("Daily", 2, 1),
+            "repeat_rule": RepeatRuleRecord("Daily", 2, 1),
         }
     )
     await session.appointments.cancel(other.id, reason=10)
@@ -218,7 +218,7 @@ async def test_seeded_double_booking_has_conflicts(app, session):
         ({"practitioner_id": UNKNOWN_ID}, "practitioner_id", "must exist"),
         ({"ends_at": FREE_SLOT - timedelta(minutes=1)}, "ends_at", "must be after starts_at"),
         (
-            {"repeat_rule": RepeatRule("Weekly", 52, 1)},
+            {"repeat_rule": RepeatRuleRecord("Weekly", 52, 1)},
             "repeat_rule.number_of_repeats",
             "must be an integer from 1 to 51",
         ),

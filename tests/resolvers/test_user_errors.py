@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appointments_gateway.resolvers.user_errors import UserError, UserErrorCode, user_errors_for
+from appointments_gateway.resolvers.user_errors import InputProblem, UserErrorCode, user_errors_for
 
 
 @pytest.mark.parametrize(
@@ -56,5 +56,5 @@ def test_one_user_error_per_field_in_a_stable_order():
 
 def test_a_422_without_the_documented_body_still_says_something():
     assert user_errors_for({}) == (
-        UserError(("input",), "Cliniko refused the appointment.", UserErrorCode.INVALID),
+        InputProblem(("input",), "Cliniko refused the appointment.", UserErrorCode.INVALID),
     )

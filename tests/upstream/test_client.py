@@ -13,7 +13,7 @@ from appointments_gateway.upstream import (
     PATIENT_LIST,
     Credential,
     InvalidRequest,
-    RepeatRule,
+    RepeatRuleRecord,
     UnsafeUserAgent,
     UpstreamClient,
     UpstreamProtocolError,
@@ -78,7 +78,7 @@ async def test_writes_send_json_with_content_type(
             "appointment_type_id": "1390053865100944805",
             "starts_at": datetime(2024, 4, 3, 0, 45, tzinfo=melbourne),
             "notes": "first visit",
-            "repeat_rule": RepeatRule("Weekly", 4, 1),
+            "repeat_rule": RepeatRuleRecord("Weekly", 4, 1),
         }
     )
     assert record.id == APPOINTMENT_ID

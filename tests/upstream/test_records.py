@@ -14,7 +14,7 @@ from appointments_gateway.upstream import (
     PatientCaseRecord,
     PatientRecord,
     PractitionerRecord,
-    RepeatRule,
+    RepeatRuleRecord,
     UpstreamProtocolError,
     parse_page,
 )
@@ -126,7 +126,7 @@ def test_series_origin_and_child() -> None:
         )
     )
     assert origin.has_repeats is True
-    assert origin.repeat_rule == RepeatRule("Daily", 3, 3)
+    assert origin.repeat_rule == RepeatRuleRecord("Daily", 3, 3)
     child = AppointmentRecord.from_json(
         example_appointment(repeated_from=link("individual_appointments/1390726237298631770"))
     )
