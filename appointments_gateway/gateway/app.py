@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from appointments_gateway.gateway.credentials import GatewayTokens
+from appointments_gateway.gateway.auth import GatewayTokens
 from appointments_gateway.gateway.graphiql import STATIC_PREFIX, GraphiQLAssets
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.health import healthz

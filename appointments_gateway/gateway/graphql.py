@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
-from appointments_gateway.gateway.credentials import (
+from appointments_gateway.gateway.auth import (
     GatewayTokens,
     MissingCredential,
     credential_from_request,

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from appointments_gateway.gateway.credentials import GatewayTokens
+from appointments_gateway.gateway.auth import GatewayTokens
 from appointments_gateway.gateway.middleware.errors import error_body
 from appointments_gateway.settings import Settings
 

@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
-from appointments_gateway.gateway.credentials import GatewayTokens
+from appointments_gateway.gateway.auth import GatewayTokens
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
 from tests.gateway.test_app import PROBE_SCHEMA, SANDBOX_URL, serving

@@ -1,9 +1,11 @@
-"""Which Cliniko credential a request runs with, and who may use the service key.
+"""Who may call the gateway, and which Cliniko credential each request runs with.
 
-In ``service`` mode the gateway holds one key.  In ``forward`` mode every caller sends
-its own key, as HTTP Basic (``base64(key + ":")``, the way Cliniko itself takes it) or as
-``Bearer key``; the key's shard suffix routes it.  A request without a usable key is
-refused before any upstream call.  Nothing here logs or echoes a key.
+``upstream/credentials.py`` defines a credential (a key and where it goes); this module
+picks one per HTTP request and decides whether the caller may use it.  In ``service``
+mode the gateway holds one key.  In ``forward`` mode every caller sends its own key, as
+HTTP Basic (``base64(key + ":")``, the way Cliniko itself takes it) or as ``Bearer key``;
+the key's shard suffix routes it.  A request without a usable key is refused before any
+upstream call.  Nothing here logs or echoes a key.
 
 In service mode anyone who reaches the port acts as the service key's Cliniko user, so
 off loopback callers must present a *gateway token* (``Authorization: Bearer <token>``).
