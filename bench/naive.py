@@ -22,8 +22,8 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
-from appointments_gateway.resolvers.children import appointments_page
 from appointments_gateway.resolvers.errors import NotFound, translate_upstream
+from appointments_gateway.resolvers.lists import appointments_page
 from appointments_gateway.resolvers.pagination import scope_key
 from appointments_gateway.schema.errors import GatewayErrors
 from appointments_gateway.schema.extensions import UpstreamUsage

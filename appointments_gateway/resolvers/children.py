@@ -22,7 +22,6 @@ in one tick are served together:
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,23 +30,18 @@ from typing import cast
 from aiodataloader import DataLoader
 
 from appointments_gateway.resolvers.criteria import AppointmentCriteria
-from appointments_gateway.resolvers.errors import BadUserInput, GatewayError, translate_upstream
+from appointments_gateway.resolvers.errors import GatewayError
+from appointments_gateway.resolvers.lists import appointments_page, combined_rows, record_id
 from appointments_gateway.resolvers.pagination import (
     DEFAULT_FIRST,
-    MAX_PAGE_SIZE,
     MAX_WINDOW,
-    Edge,
-    Fetched,
-    PageRequest,
-    PaginationError,
     Slice,
-    encode_cursor,
-    paginate,
+    first_slice,
     scope_key,
 )
 from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
 
-__all__ = ["MAX_COMBINED_PAGES", "ChildrenKey", "ChildrenLoader", "appointments_page"]
+__all__ = ["MAX_COMBINED_PAGES", "ChildrenKey", "ChildrenLoader"]
 
 #: The most pages of one combined list fetched to complete it (latency and memory bound).
 MAX_COMBINED_PAGES = 10
@@ -77,52 +71,6 @@ class ChildrenKey:
 
     def scope(self) -> str:
         return scope_key(*self.parent_criteria().scope(self.column, self.parent_id))
-
-
-async def appointments_page(
-    session: ClinikoSession,
-    criteria: AppointmentCriteria,
-    *,
-    scope: str,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    need_items: bool = True,
-    has_rows: bool = True,
-) -> Slice[AppointmentRecord]:
-    """One connection page of the appointments matching ``criteria``."""
-    filters = criteria.filters()
-
-    async def fetch(request: PageRequest) -> Fetched[AppointmentRecord]:
-        if not has_rows or criteria.matches_nothing:
-            return Fetched(items=(), total_entries=0)
-        with translate_upstream():
-            page = await session.appointments.list(
-                page=request.page,
-                per_page=request.per_page,
-                filters=filters,
-                sort=criteria.sort(reverse=request.reverse),
-            )
-        return Fetched(items=page.items, total_entries=page.total_entries)
-
-    try:
-        return await paginate(
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            scope=scope,
-            fetch=fetch,
-            key=_record_id,
-            need_items=need_items,
-        )
-    except PaginationError as exc:
-        raise BadUserInput(str(exc)) from None
-
-
-def _record_id(record: AppointmentRecord) -> str:
-    return record.id
 
 
 _Outcome = Slice[AppointmentRecord] | GatewayError
@@ -180,8 +128,8 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
         n = head.first if head.first is not None else DEFAULT_FIRST
         try:
             combined = head.criteria.with_parent(head.column, [k.parent_id for k in keys])
-            rows, complete = await self._combined_rows(
-                combined, max_pages=min(len(keys), MAX_COMBINED_PAGES)
+            rows, complete = await combined_rows(
+                self._session, combined, max_pages=min(len(keys), MAX_COMBINED_PAGES)
             )
         except GatewayError as exc:
             for key in keys:
@@ -198,49 +146,9 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
             if not complete and (key.need_total or len(own) <= n):
                 fallback.append(key)
                 continue
-            scope = key.scope()
-            shown = own[:n] if key.need_items else []
-            outcomes[key] = Slice(
-                edges=[
-                    Edge(encode_cursor(offset, row.id, scope), row, offset)
-                    for offset, row in enumerate(shown)
-                ],
-                has_previous_page=False,
-                has_next_page=len(own) > n,
-                # Only read when complete: need_total forces the fallback otherwise.
-                total_count=len(own),
-                requests=0,
-                drift=None,
-                realigned=True,
+            # Its list starts with its own first rows (all of them when complete, else
+            # more than n): the page a single-parent request would get.
+            outcomes[key] = first_slice(
+                own, n, scope=key.scope(), key=record_id, need_items=key.need_items
             )
         await asyncio.gather(*(self._single(key, outcomes) for key in fallback))
-
-    async def _combined_rows(
-        self, criteria: AppointmentCriteria, *, max_pages: int
-    ) -> tuple[list[AppointmentRecord], bool]:
-        """The rows of ``criteria`` in order, and whether that is all of them.
-
-        All of them when they fit in ``max_pages`` pages; else the first page.
-        """
-        if criteria.matches_nothing:
-            return [], True
-        filters = criteria.filters()
-        sort = criteria.sort()
-        appointments = self._session.appointments
-        with translate_upstream():
-            first = await appointments.list(
-                page=1, per_page=MAX_PAGE_SIZE, filters=filters, sort=sort
-            )
-            rows = list(first.items)
-            pages = math.ceil(first.total_entries / MAX_PAGE_SIZE)
-            if pages > max_pages:
-                return rows, False
-            rest = await asyncio.gather(
-                *(
-                    appointments.list(page=p, per_page=MAX_PAGE_SIZE, filters=filters, sort=sort)
-                    for p in range(2, pages + 1)
-                )
-            )
-        for page in rest:
-            rows.extend(page.items)
-        return rows, True

@@ -131,6 +131,7 @@ __all__ = [
     "Slice",
     "decode_cursor",
     "encode_cursor",
+    "first_slice",
     "paginate",
     "plan_pages",
     "scope_key",
@@ -420,6 +421,10 @@ def _window(
     return start, max(start, end)
 
 
+def _edge(offset: int, node: T, key: Callable[[T], str], scope: str) -> Edge[T]:
+    return Edge(encode_cursor(offset, key(node), scope), node, offset)
+
+
 def _slice(
     edges: list[Edge[T]],
     window: tuple[int, int],
@@ -470,7 +475,7 @@ async def paginate(
     hi = before_cursor[0] if before_cursor else None
 
     def edge(offset: int, node: T) -> Edge[T]:
-        return Edge(encode_cursor(offset, key(node), scope), node, offset)
+        return _edge(offset, node, key, scope)
 
     if not need_items:
         _, total = await _fetch_all(fetch, [PageRequest(1, 1)])
@@ -530,3 +535,25 @@ async def paginate(
         start, end = _window(n, forward, lo, hi, total)
         edges = [edge(o, more[o]) for o in range(start, end) if o in more]
     return _slice(edges, (start, end), total, count, status, drift)
+
+
+def first_slice(
+    rows: Sequence[T],
+    n: int,
+    *,
+    scope: str,
+    key: Callable[[T], str],
+    need_items: bool = True,
+) -> Slice[T]:
+    """``first: n`` (no cursor) of an ordered result whose first rows the caller holds.
+
+    ``rows`` is the whole result, or at least its first ``n + 1`` rows: the edges, their
+    cursors and the page info are then exactly what :func:`paginate` would return for
+    the same window (``has_next_page`` is exact either way).  ``total_count`` is
+    ``len(rows)``, so it is exact only when ``rows`` is the whole result.  Nothing is
+    fetched (``requests`` is 0) and no cursor was given (the anchor is unchecked).
+    """
+    total = len(rows)
+    window = _window(n, True, 0, None, total)
+    edges = [_edge(o, rows[o], key, scope) for o in range(*window)] if need_items else []
+    return _slice(edges, window, total, 0, "unchecked", 0)

@@ -17,10 +17,11 @@ from typing import Any
 
 from strawberry.types.nodes import Selection
 
-from appointments_gateway.resolvers.children import ChildrenKey, appointments_page
+from appointments_gateway.resolvers.children import ChildrenKey
 from appointments_gateway.resolvers.criteria import AppointmentCriteria, OrderKey
 from appointments_gateway.resolvers.errors import GatewayError, NotFound
 from appointments_gateway.resolvers.ids import parse_global_id
+from appointments_gateway.resolvers.lists import appointments_page
 from appointments_gateway.resolvers.loaders import Loaders, RecordLoader
 from appointments_gateway.resolvers.pagination import Slice, scope_key
 from appointments_gateway.schema.info import Info

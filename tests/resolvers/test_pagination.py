@@ -21,6 +21,7 @@ from appointments_gateway.resolvers.pagination import (
     Slice,
     decode_cursor,
     encode_cursor,
+    first_slice,
     paginate,
     plan_pages,
     scope_key,
@@ -672,6 +673,26 @@ async def test_anchor_status_values() -> None:
     assert make(-2, True).anchor_status == "moved"
     assert make(None, False).anchor_status == "lost"
     assert make(None, True).start_cursor is None
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(length=st.integers(0, 250), n=st.integers(1, MAX_WINDOW), need_items=st.booleans())
+def test_first_slice_of_rows_in_hand_is_what_paginate_returns(
+    length: int, n: int, need_items: bool
+) -> None:
+    """The combined list of many parents builds pages without fetching: same edges, same info."""
+    ids = make_ids(length)
+    fetched = asyncio.run(page(FakeUpstream(ids), first=n, need_items=need_items))
+    built = first_slice(ids, n, scope=SCOPE, key=ident, need_items=need_items)
+    assert built.edges == fetched.edges
+    assert built.has_previous_page == fetched.has_previous_page
+    assert built.has_next_page == fetched.has_next_page
+    assert built.total_count == fetched.total_count
+    assert built.anchor_status == fetched.anchor_status == "unchecked"
+    assert built.requests == 0
+    # Only the first n + 1 rows in hand: the page and has_next_page are still exact.
+    head = first_slice(ids[: n + 1], n, scope=SCOPE, key=ident, need_items=need_items)
+    assert (head.edges, head.has_next_page) == (fetched.edges, fetched.has_next_page)
 
 
 def test_key_is_used_for_cursors() -> None:

@@ -1,0 +1,114 @@
+"""Every read of the appointments list: the one place list rows come from upstream.
+
+Two callers need list rows, and both come here:
+
+* a connection page (the root ``appointments``, ``repeats``, and any parent's
+  ``appointments`` that is not served from a combined list): :func:`appointments_page`
+  turns the Relay window into the fewest page requests (``pagination.py``);
+* the combined list of many parents (``children.py``): :func:`combined_rows` reads it
+  whole when it is short enough, else its first page.
+
+This is where a local replica of the list (DESIGN.md §8) will be asked first.  Rows by id
+come through the loaders instead (``loaders.py``, one fetch per relation in
+``relations.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from appointments_gateway.resolvers.criteria import AppointmentCriteria
+from appointments_gateway.resolvers.errors import BadUserInput, translate_upstream
+from appointments_gateway.resolvers.pagination import (
+    MAX_PAGE_SIZE,
+    Fetched,
+    PageRequest,
+    PaginationError,
+    Slice,
+    paginate,
+)
+from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
+
+__all__ = ["appointments_page", "combined_rows", "record_id"]
+
+
+async def appointments_page(
+    session: ClinikoSession,
+    criteria: AppointmentCriteria,
+    *,
+    scope: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    need_items: bool = True,
+    has_rows: bool = True,
+) -> Slice[AppointmentRecord]:
+    """One connection page of the appointments matching ``criteria``.
+
+    ``has_rows=False`` says the caller knows the list is empty (a series' first
+    appointment whose row says it has no repeats): the page is answered with no call.
+    """
+    filters = criteria.filters()
+
+    async def fetch(request: PageRequest) -> Fetched[AppointmentRecord]:
+        if not has_rows or criteria.matches_nothing:
+            return Fetched(items=(), total_entries=0)
+        with translate_upstream():
+            page = await session.appointments.list(
+                page=request.page,
+                per_page=request.per_page,
+                filters=filters,
+                sort=criteria.sort(reverse=request.reverse),
+            )
+        return Fetched(items=page.items, total_entries=page.total_entries)
+
+    try:
+        return await paginate(
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            scope=scope,
+            fetch=fetch,
+            key=record_id,
+            need_items=need_items,
+        )
+    except PaginationError as exc:
+        raise BadUserInput(str(exc)) from None
+
+
+def record_id(record: AppointmentRecord) -> str:
+    """What a cursor anchors on: the row's id."""
+    return record.id
+
+
+async def combined_rows(
+    session: ClinikoSession, criteria: AppointmentCriteria, *, max_pages: int
+) -> tuple[list[AppointmentRecord], bool]:
+    """The rows of ``criteria`` in order, and whether that is all of them.
+
+    All of them when they fit in ``max_pages`` pages (the rest fetched concurrently once
+    the first page tells how many there are); else the first page.
+    """
+    if criteria.matches_nothing:
+        return [], True
+    filters = criteria.filters()
+    sort = criteria.sort()
+    appointments = session.appointments
+    with translate_upstream():
+        first = await appointments.list(page=1, per_page=MAX_PAGE_SIZE, filters=filters, sort=sort)
+        rows = list(first.items)
+        pages = math.ceil(first.total_entries / MAX_PAGE_SIZE)
+        if pages > max_pages:
+            return rows, False
+        rest = await asyncio.gather(
+            *(
+                appointments.list(page=p, per_page=MAX_PAGE_SIZE, filters=filters, sort=sort)
+                for p in range(2, pages + 1)
+            )
+        )
+    for page in rest:
+        rows.extend(page.items)
+    return rows, True
