@@ -12,15 +12,16 @@ import base64
 import binascii
 
 from appointments_gateway.resolvers.errors import BadUserInput
+from appointments_gateway.resolvers.relations import APPOINTMENT, NODE_LOADERS
 from appointments_gateway.upstream import InvalidRequest
 from appointments_gateway.upstream.filters import validate_id
 
 __all__ = ["NODE_TYPES", "parse_global_id", "parse_id", "to_global_id"]
 
-#: The GraphQL type names that are Relay nodes.
-NODE_TYPES = frozenset(
-    {"Appointment", "Patient", "Practitioner", "Business", "AppointmentType", "PatientCase"}
-)
+#: The GraphQL type names that are Relay nodes: appointments and what they link to.
+NODE_TYPES = frozenset(NODE_LOADERS)
+_NAMED = [APPOINTMENT, *(name for name in NODE_LOADERS if name != APPOINTMENT)]
+_EXPECTED = f"an {', '.join(_NAMED[:-1])} or {_NAMED[-1]}"
 
 
 def to_global_id(type_name: str, raw_id: str) -> str:
@@ -45,8 +46,7 @@ def parse_global_id(value: str) -> tuple[str, str]:
     type_name, _, raw = decoded.partition(":")
     if type_name not in NODE_TYPES or not _is_raw(raw):
         raise BadUserInput(
-            f"{value[:64]!r} is not a valid global id (expected the 'id' of an Appointment, "
-            "Patient, Practitioner, Business, AppointmentType or PatientCase)."
+            f"{value[:64]!r} is not a valid global id (expected the 'id' of {_EXPECTED})."
         )
     return type_name, raw
 

@@ -6,32 +6,31 @@ chunks concurrently).  A loader lives for one request only: aiodataloader binds 
 running loop when constructed, and a cache shared between requests would serve one
 clinic's patients to another caller.
 
-Related records are loaded with archived rows included: an appointment whose patient
-was archived still has that patient.  Appointments by id include cancelled and archived
-rows, so a detail screen can show a cancelled booking.
+There is one ``RecordLoader`` per type an appointment links to, built from the relation
+table (``relations.py``, which also says how each type is fetched), a ``ConflictsLoader``
+and a ``ChildrenLoader`` (``children.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
 from appointments_gateway.resolvers.children import ChildrenLoader
 from appointments_gateway.resolvers.errors import translate_upstream
-from appointments_gateway.upstream import (
-    AppointmentRecord,
-    AppointmentTypeRecord,
-    BusinessRecord,
-    ClinikoSession,
-    PatientCaseRecord,
-    PatientRecord,
-    PractitionerRecord,
+from appointments_gateway.resolvers.relations import (
+    APPOINTMENTS,
+    NODE_LOADERS,
+    RELATIONS,
+    Fetch,
+    Relation,
 )
+from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
 
-__all__ = ["Loaders", "RecordLoader"]
+__all__ = ["ConflictsLoader", "Loaders", "RecordLoader"]
 
 R = TypeVar("R")
 
@@ -39,17 +38,14 @@ R = TypeVar("R")
 class RecordLoader(DataLoader[str, "R | None"], Generic[R]):
     """Records by id through one batched fetch; ``None`` for ids the upstream lacks."""
 
-    def __init__(self, fetch: Callable[[list[str]], Awaitable[Mapping[str, R]]]) -> None:
+    def __init__(self, fetch: Fetch) -> None:
         super().__init__()
         self._fetch = fetch
-        #: How many batches went upstream, for tests and metrics.
-        self.batches = 0
         #: Keys per batch; the operation's metrics observe them once it ends (an append
         #: here is cheaper than a histogram observation per batch).
         self.batch_sizes: list[int] = []
 
     async def batch_load_fn(self, keys: list[str]) -> list[R | None]:
-        self.batches += 1
         self.batch_sizes.append(len(keys))
         with translate_upstream():
             found = await self._fetch(keys)
@@ -96,39 +92,33 @@ class ConflictsLoader(DataLoader[str, bool]):
 class Loaders:
     """The loaders of one GraphQL operation, all bound to one credential's session."""
 
-    __slots__ = (
-        "appointment_types",
-        "appointments",
-        "businesses",
-        "children",
-        "conflicts",
-        "patient_cases",
-        "patients",
-        "practitioners",
-    )
+    __slots__ = ("appointments", "children", "conflicts", "records")
 
     def __init__(self, session: ClinikoSession) -> None:
-        self.appointments: RecordLoader[AppointmentRecord] = RecordLoader(
-            lambda ids: session.appointments.by_ids(
-                ids, include_cancelled=True, include_archived=True
-            )
-        )
-        self.patients: RecordLoader[PatientRecord] = RecordLoader(
-            lambda ids: session.patients.by_ids(ids, include_archived=True)
-        )
-        # Practitioners are never archived, only inactive; by_ids also asks the
-        # inactive list for ids the active one lacks.
-        self.practitioners: RecordLoader[PractitionerRecord] = RecordLoader(
-            session.practitioners.by_ids
-        )
-        self.businesses: RecordLoader[BusinessRecord] = RecordLoader(
-            lambda ids: session.businesses.by_ids(ids, include_archived=True)
-        )
-        self.appointment_types: RecordLoader[AppointmentTypeRecord] = RecordLoader(
-            lambda ids: session.appointment_types.by_ids(ids, include_archived=True)
-        )
-        self.patient_cases: RecordLoader[PatientCaseRecord] = RecordLoader(
-            lambda ids: session.patient_cases.by_ids(ids, include_archived=True)
-        )
+        #: One records-by-id loader per type an appointment links to, by loader name.
+        self.records: dict[str, RecordLoader[Any]] = {}
+        for relation in RELATIONS:
+            if relation.loader not in self.records:
+                self.records[relation.loader] = RecordLoader(relation.fetch(session))
+        self.appointments: RecordLoader[AppointmentRecord] = self.records[APPOINTMENTS]
         self.conflicts = ConflictsLoader(session)
         self.children = ChildrenLoader(session)
+
+    def of(self, relation: Relation) -> RecordLoader[Any]:
+        """The loader of the records ``relation`` links to."""
+        return self.records[relation.loader]
+
+    def of_type(self, type_name: str) -> RecordLoader[Any]:
+        """The loader of a Relay node type (``node(id:)``, ``appointment(id:)``, …)."""
+        return self.records[NODE_LOADERS[type_name]]
+
+    def batch_sizes(self) -> Iterator[tuple[str, int]]:
+        """``(loader name, keys)`` per batch sent so far, for the operation's metrics.
+
+        The children loader groups parents rather than ids, so it is left out.
+        """
+        for name, loader in self.records.items():
+            for size in loader.batch_sizes:
+                yield name, size
+        for size in self.conflicts.batch_sizes:
+            yield "conflicts", size

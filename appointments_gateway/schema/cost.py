@@ -45,18 +45,21 @@ from graphql import (
 )
 
 from appointments_gateway.resolvers.pagination import DEFAULT_FIRST, MAX_PAGE_SIZE, MAX_WINDOW
-from appointments_gateway.schema.loading import RELATIONS
+from appointments_gateway.resolvers.relations import RELATIONS
+from appointments_gateway.schema.selection import ID_ONLY_FIELDS
 
 __all__ = ["estimate_upstream_requests", "walk_upstream_requests"]
 
-#: Relations resolved by one batched lookup per 100 parents.
-#: Taken from the resolvers' own relation table, so a relation added there is costed here.
-_BATCHED_RELATIONS = frozenset(RELATIONS) - {"practitioner", "repeatedFrom"}
-#: Practitioners: the active list, then the inactive list for ids it lacked.
-_PRACTITIONER_LOOKUPS = 2
-_ID_ONLY = frozenset({"id", "clinikoId", "__typename"})
-_ROOT_LOOKUPS = frozenset({"appointment", "patient", "practitioner", "business", "appointmentType"})
-_NODE_TYPES = 6
+# All from the resolvers' relation table, so a relation added there is costed here.
+_RELATIONS = {relation.name: relation for relation in RELATIONS}
+#: Lookups by id of each node type, per 100 ids (practitioners: 2, active then inactive).
+_LOOKUPS = {relation.type_name: relation.lookups for relation in RELATIONS}
+#: The root fields that read one record by id are named for its type (``appointment``,
+#: ``appointmentType``); a name here with no such field is never asked about, since
+#: validation refuses the document first.
+_ROOT_LOOKUPS = {name[0].lower() + name[1:]: lookups for name, lookups in _LOOKUPS.items()}
+#: ``nodes``: one lookup per type present, plus every type's extra lookups.
+_EXTRA_LOOKUPS = sum(lookups - 1 for lookups in _LOOKUPS.values())
 _MUTATION_COST = 2  # the write and the read-back of the changed appointment
 
 
@@ -111,14 +114,13 @@ class _Walk:
         total = 0
         for field in fields:
             name = field.name.value
-            below = self.fields(field.selection_set)
-            wants_more = any(f.name.value not in _ID_ONLY for f in below)
-            if name in _BATCHED_RELATIONS and wants_more:
-                total += batches + self.record(below, count)
-            elif name == "practitioner" and wants_more:
-                total += _PRACTITIONER_LOOKUPS * batches + self.record(below, count)
-            elif name == "repeatedFrom":
-                total += batches + self.appointments(below, count)
+            relation = _RELATIONS.get(name)
+            if relation is not None:
+                below = self.fields(field.selection_set)
+                if relation.is_appointment:
+                    total += relation.lookups * batches + self.appointments(below, count)
+                elif any(f.name.value not in ID_ONLY_FIELDS for f in below):
+                    total += relation.lookups * batches + self.record(below, count)
             elif name == "hasConflicts":
                 total += count
             elif name == "repeats":
@@ -179,12 +181,12 @@ class _Walk:
         if name == "appointments":
             return self.connection(field, parents=1)
         if name in _ROOT_LOOKUPS or name == "node":
-            extra = _PRACTITIONER_LOOKUPS if name in ("practitioner", "node") else 1
-            return extra + self.appointments(below, 1) + self.record(below, 1)
+            lookups = _ROOT_LOOKUPS[name] if name != "node" else max(_LOOKUPS.values())
+            return lookups + self.appointments(below, 1) + self.record(below, 1)
         if name == "nodes":
             ids = self.argument(field, "ids")
             count = len(ids) if isinstance(ids, list) else 0
-            lookups = min(count, _NODE_TYPES) + (1 if count else 0)
+            lookups = min(count, len(_LOOKUPS)) + (_EXTRA_LOOKUPS if count else 0)
             return lookups + self.appointments(below, count) + self.record(below, count)
         return 0
 

@@ -24,6 +24,7 @@ from appointments_gateway.resolvers.ids import parse_global_id
 from appointments_gateway.resolvers.lists import appointments_page
 from appointments_gateway.resolvers.loaders import Loaders, RecordLoader
 from appointments_gateway.resolvers.pagination import Slice, scope_key
+from appointments_gateway.resolvers.relations import RELATIONS as RELATION_TABLE
 from appointments_gateway.schema.info import Info
 from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
 from appointments_gateway.schema.selection import (
@@ -33,15 +34,11 @@ from appointments_gateway.schema.selection import (
     sub_selections,
 )
 from appointments_gateway.schema.types import (
+    RELATED_TYPES,
     Appointment,
     AppointmentConnection,
     AppointmentEdge,
-    AppointmentType,
-    Business,
     PageInfo,
-    Patient,
-    PatientCase,
-    Practitioner,
     stub,
 )
 from appointments_gateway.upstream import AppointmentRecord
@@ -72,41 +69,19 @@ class _Relation:
 
 
 RELATIONS: dict[str, _Relation] = {
-    "patient": _Relation(
-        "patient_id", "patients", frozenset({"Patient", "Node"}), Patient.from_record
-    ),
-    "practitioner": _Relation(
-        "practitioner_id",
-        "practitioners",
-        frozenset({"Practitioner", "Node"}),
-        Practitioner.from_record,
-    ),
-    "business": _Relation(
-        "business_id", "businesses", frozenset({"Business", "Node"}), Business.from_record
-    ),
-    "appointmentType": _Relation(
-        "appointment_type_id",
-        "appointment_types",
-        frozenset({"AppointmentType", "Node"}),
-        AppointmentType.from_record,
-    ),
-    "patientCase": _Relation(
-        "patient_case_id",
-        "patient_cases",
-        frozenset({"PatientCase", "Node"}),
-        PatientCase.from_record,
-    ),
-    "repeatedFrom": _Relation("repeated_from_id", "appointments", _APPOINTMENT, lambda r: r),
+    relation.name: _Relation(
+        relation.attribute,
+        relation.loader,
+        frozenset({relation.type_name, "Node"}),
+        (lambda r: r) if relation.is_appointment else RELATED_TYPES[relation.name].from_record,
+    )
+    for relation in RELATION_TABLE
 }
 
 #: node(id) and the root lookups: GraphQL type → (loader attribute, builder).
 NODE_LOADERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "Patient": ("patients", Patient.from_record),
-    "Practitioner": ("practitioners", Practitioner.from_record),
-    "Business": ("businesses", Business.from_record),
-    "AppointmentType": ("appointment_types", AppointmentType.from_record),
-    "PatientCase": ("patient_cases", PatientCase.from_record),
-    "Appointment": ("appointments", lambda r: r),
+    relation.type_name: (relation.loader, RELATIONS[relation.name].build)
+    for relation in RELATION_TABLE
 }
 
 
@@ -143,7 +118,7 @@ class Related:
 
     async def load(self, relation: str, raw_id: str) -> Any:
         spec = RELATIONS[relation]
-        loader: RecordLoader[Any] = getattr(self.loaders, spec.loader)
+        loader: RecordLoader[Any] = self.loaders.records[spec.loader]
         record = await loader.get(raw_id)
         if record is None:
             raise _missing_link(relation)
@@ -192,7 +167,7 @@ async def prepare_appointments(
         elif relation != "repeatedFrom" and not needs_more_than_id(below, spec.type_names):
             related.stubs.add(relation)
         else:
-            loader: RecordLoader[Any] = getattr(loaders, spec.loader)
+            loader: RecordLoader[Any] = loaders.records[spec.loader]
             pending.append((relation, below, _keyed(ids, loader.get_many(ids))))
     if pending:
         outcomes = await asyncio.gather(*(job for _, _, job in pending), return_exceptions=True)
@@ -377,7 +352,7 @@ async def _load_nodes(info: Info, wanted: Iterable[tuple[str, str]]) -> list[Any
     wanted = list(wanted)
     loads = []
     for type_name, raw_id in wanted:
-        loader: RecordLoader[Any] = getattr(loaders, NODE_LOADERS[type_name][0])
+        loader: RecordLoader[Any] = loaders.records[NODE_LOADERS[type_name][0]]
         loads.append(loader.get(raw_id))
     records = await asyncio.gather(*loads)
     appointments = [

@@ -20,21 +20,8 @@ from strawberry.extensions import SchemaExtension
 
 from appointments_gateway.observability import OperationRecord, current_request
 from appointments_gateway.resolvers.context import Context
-from appointments_gateway.resolvers.loaders import ConflictsLoader, RecordLoader
 
 __all__ = ["OperationObserver"]
-
-#: The ``Loaders`` slots whose batch sizes are reported (the children loader groups
-#: differently and is left out).
-_LOADERS = (
-    "appointments",
-    "patients",
-    "practitioners",
-    "businesses",
-    "appointment_types",
-    "patient_cases",
-    "conflicts",
-)
 
 
 class OperationObserver(SchemaExtension):
@@ -75,11 +62,7 @@ class OperationObserver(SchemaExtension):
         gateway_context = context.context
         if isinstance(gateway_context, Context):
             upstream_requests = gateway_context.upstream.stats.requests
-            loaders = gateway_context.loaders
-            for loader_name in _LOADERS:
-                loader = getattr(loaders, loader_name)
-                if isinstance(loader, RecordLoader | ConflictsLoader):
-                    batches.extend((loader_name, size) for size in loader.batch_sizes)
+            batches = list(gateway_context.loaders.batch_sizes())
         request.operations.append(
             OperationRecord(
                 name=name,

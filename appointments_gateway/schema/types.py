@@ -13,8 +13,10 @@ from datetime import date, datetime
 from typing import Annotated, Any, Protocol
 
 import strawberry
+from strawberry.types.base import StrawberryOptional, get_object_definition
 
 from appointments_gateway.resolvers.ids import to_global_id
+from appointments_gateway.resolvers.relations import RELATIONS
 from appointments_gateway.schema.enums import (
     AppointmentStatus,
     CancellationReason,
@@ -34,6 +36,7 @@ from appointments_gateway.upstream import (
 )
 
 __all__ = [
+    "RELATED_TYPES",
     "Appointment",
     "AppointmentConnection",
     "AppointmentEdge",
@@ -450,18 +453,33 @@ class PatientCase(Node):
         )
 
 
-_STUB_TYPES: dict[str, Any] = {
-    "patient": Patient,
-    "practitioner": Practitioner,
-    "business": Business,
-    "appointmentType": AppointmentType,
-    "patientCase": PatientCase,
-}
+def _related_types() -> dict[str, Any]:
+    """Each relation's GraphQL class: the type its ``Appointment`` field declares.
+
+    So a relation is declared once on each side (its row in ``resolvers/relations.py``,
+    its field here), and a row whose field is missing or of another type fails at import.
+    """
+    appointment = get_object_definition(Appointment, strict=True)
+    fields = {field.python_name: field for field in appointment.fields}
+    classes: dict[str, Any] = {}
+    for relation in RELATIONS:
+        field = fields.get(relation.field)
+        field_type = field.type if field is not None else None
+        cls = field_type.of_type if isinstance(field_type, StrawberryOptional) else None
+        definition = get_object_definition(cls)
+        if definition is None or definition.name != relation.type_name:
+            raise TypeError(f"Appointment.{relation.field} is not a {relation.type_name} | None")
+        classes[relation.name] = cls
+    return classes
+
+
+#: Relation name → the GraphQL class of the object its field holds.
+RELATED_TYPES = _related_types()
 _STUB_DEFAULTS = {
     relation: {
         f.name: None for f in cls.__strawberry_definition__.fields if f.base_resolver is None
     }
-    for relation, cls in _STUB_TYPES.items()
+    for relation, cls in RELATED_TYPES.items()
 }
 
 
@@ -471,7 +489,7 @@ def stub(relation: str, raw_id: str) -> Any:
     Only used when the query selects nothing else of it, so its other fields, left
     empty, are never read.
     """
-    cls = _STUB_TYPES[relation]
+    cls = RELATED_TYPES[relation]
     return cls(
         **{
             **_STUB_DEFAULTS[relation],
