@@ -29,7 +29,6 @@ from appointments_gateway.schema.errors import GatewayErrors
 from appointments_gateway.schema.extensions import UpstreamUsage
 from appointments_gateway.schema.info import Info
 from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
-from appointments_gateway.schema.loading import connection_of
 from appointments_gateway.schema.scalars import DateTime
 from appointments_gateway.schema.types import (
     Appointment,
@@ -127,7 +126,7 @@ class NaiveQuery:
         )
         related = NaiveRelated(session)
         nodes = [Appointment.from_record(edge.node, related) for edge in window.edges]
-        return connection_of(window, nodes)
+        return AppointmentConnection.of(window, nodes)
 
 
 def build_naive_schema() -> strawberry.Schema:

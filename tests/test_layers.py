@@ -7,7 +7,9 @@ replica (DESIGN.md §8) could no longer sit between ``resolvers`` and ``upstream
 ``sandbox`` imports nothing from the rest: it is written from Cliniko's contract, so a bug
 in our client cannot hide behind a matching bug in our stand-in.
 
-Every import counts, also one inside a function or under ``TYPE_CHECKING``.
+Every import counts, also one inside a function or under ``TYPE_CHECKING``.  Within the
+read path (``schema`` and ``resolvers``) no module imports one that imports it back: a
+cycle there is two modules that are really one, or a lower one that knows too much.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import appointments_gateway
 
 PACKAGE = Path(appointments_gateway.__file__).parent
 NAME = "appointments_gateway"
+
+#: Packages in which no module may be part of an import cycle.
+ACYCLIC = {"schema", "resolvers"}
 
 #: Package → the packages it must never import.
 FORBIDDEN = {
@@ -66,6 +71,47 @@ def test_imports_flow_one_way(path: Path) -> None:
     own = layer(module_name(path))
     wrong = sorted(m for m in imported_modules(path) if layer(m) in FORBIDDEN.get(own, ()))
     assert wrong == [], f"{own} must not import {', '.join(sorted(FORBIDDEN[own]))}"
+
+
+def cycles() -> list[list[str]]:
+    """The import cycles among the package's modules (strongly connected components)."""
+    modules = {module_name(path): path for path in MODULES}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        graph[module] = set()
+        for target in imported_modules(path):
+            while target and target not in modules:  # a name imported from a module
+                target = target.rpartition(".")[0]
+            if target and target != module:
+                graph[module].add(target)
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for target in graph[module]:
+            if target not in order:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], order[target])
+        if low[module] == order[module]:
+            component = stack[stack.index(module) :]
+            del stack[stack.index(module) :]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in order:
+            visit(module)
+    return found
+
+
+def test_the_read_path_has_no_import_cycle() -> None:
+    assert [c for c in cycles() if any(layer(m) in ACYCLIC for m in c)] == []
 
 
 def test_sandbox_imports_nothing_else_from_the_package() -> None:

@@ -2,8 +2,9 @@
 
 Every caller shares a budget of 200 Cliniko requests per minute per key, so a document
 that would spend a large part of it is refused before it spends anything.  The bound
-follows what the resolvers really do after batching (``schema/loading.py``,
-``resolvers/children.py``, ``resolvers/pagination.py``), taking the worst case wherever
+follows what the resolvers really do after batching (``resolvers/prefetch.py``,
+``resolvers/children.py``, ``resolvers/pagination.py``), with each relation's lookups
+from the relation table (``resolvers/relations.py``), taking the worst case wherever
 the cost depends on data:
 
 * a connection page of ``n`` rows: 1 request at offset 0, 2 with a cursor (a window
@@ -13,11 +14,13 @@ the cost depends on data:
   every parent's own request (``1 + N * page``); ``repeats`` and cursor windows: per
   parent;
 * a relation of ``M`` appointments selected beyond its id: ``ceil(M/100)`` batched
-  lookups; a practitioner can cost one more (Cliniko lists inactive ones apart);
-  selected for ids only: 0;
+  lookups, times the relation's ``lookups`` (a practitioner's is 2: Cliniko lists
+  inactive ones apart); selected for ids only: 0, except ``repeatedFrom``, which is
+  always loaded, with what is selected below it;
 * ``hasConflicts``: one per appointment;
-* ``appointment``/``patient``/… and ``node``: 1; ``nodes``: one per type present (at
-  most six), plus the inactive-practitioner list;
+* ``appointment``/``patient``/…: the type's lookups (``practitioner``: 2), ``node``: the
+  most any type needs (2); ``nodes``: one per type present (at most six), plus the
+  inactive-practitioner list;
 * a mutation: its write plus the read-back.
 
 The bound is computed on the AST with the operation's variables, so it costs microseconds

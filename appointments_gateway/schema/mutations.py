@@ -14,10 +14,10 @@ from typing import Annotated
 import strawberry
 
 from appointments_gateway.resolvers import writes
+from appointments_gateway.resolvers.prefetch import prefetch
 from appointments_gateway.resolvers.user_errors import UserErrorCode
 from appointments_gateway.resolvers.writes import WriteResult
 from appointments_gateway.schema.info import Info
-from appointments_gateway.schema.loading import prepare_appointments
 from appointments_gateway.schema.mutation_inputs import (
     ArchiveAppointmentInput,
     CancelAppointmentInput,
@@ -27,8 +27,8 @@ from appointments_gateway.schema.mutation_inputs import (
     reason_code,
     update_changes,
 )
-from appointments_gateway.schema.selection import fields_named, sub_selections
-from appointments_gateway.schema.types import Appointment
+from appointments_gateway.schema.selection import appointment_wants, fields_named, sub_selections
+from appointments_gateway.schema.types import Appointment, build_appointments
 
 __all__ = [
     "ArchiveAppointmentPayload",
@@ -98,7 +98,9 @@ async def _parts(
         return None, errors
     below = sub_selections(info.selected_fields)
     selections = sub_selections(fields_named(below, "appointment", frozenset({payload_type})))
-    (appointment,) = await prepare_appointments(info.context.loaders, [result.record], selections)
+    wanted = appointment_wants(selections)
+    prefetched = await prefetch(info.context.loaders, [result.record], wanted)
+    (appointment,) = build_appointments(prefetched)
     return appointment, errors
 
 

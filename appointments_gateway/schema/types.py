@@ -2,21 +2,33 @@
 
 Scalar fields are plain attributes copied from the upstream record when the object is
 built, so graphql-core resolves them on its fast path with no resolver call.  Related
-objects are answered by small *sync* resolvers from what the list resolver prefetched
-for the whole page (see ``schema/loading.py``); only connections and ``hasConflicts``
-are ``async``, and only run when selected.
+objects are attributes too: :class:`Related` builds them from the records the resolvers
+prefetched for the whole page (``resolvers/prefetch.py``), once per record, and an
+appointment's relation attributes are filled from it when the appointment is built.
+Only connections and ``hasConflicts`` are ``async``, and only run when selected; they
+ask ``resolvers/connections.py`` for rows and build the objects here.
+
+The relations themselves are the resolvers' table (``resolvers/relations.py``): each
+row's field is declared on :class:`Appointment` below (its description is part of the
+contract), and the class that field declares is what the relation builds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Annotated, Any, Protocol
 
 import strawberry
 from strawberry.types.base import StrawberryOptional, get_object_definition
 
+from appointments_gateway.resolvers import connections
 from appointments_gateway.resolvers.ids import to_global_id
-from appointments_gateway.resolvers.relations import RELATIONS
+from appointments_gateway.resolvers.nodes import Nodes
+from appointments_gateway.resolvers.pagination import Slice
+from appointments_gateway.resolvers.prefetch import Prefetched, load_related, missing_link
+from appointments_gateway.resolvers.relations import APPOINTMENT, RELATIONS
 from appointments_gateway.schema.enums import (
     AppointmentStatus,
     CancellationReason,
@@ -25,7 +37,8 @@ from appointments_gateway.schema.enums import (
     repeat_type_for,
 )
 from appointments_gateway.schema.info import Info
-from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder
+from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
+from appointments_gateway.schema.selection import connection_wants
 from appointments_gateway.upstream import (
     AppointmentRecord,
     AppointmentTypeRecord,
@@ -48,12 +61,15 @@ __all__ = [
     "Patient",
     "PatientCase",
     "Practitioner",
+    "Related",
     "RepeatRule",
+    "build_appointments",
+    "node_objects",
 ]
 
 
 class RelatedLookup(Protocol):
-    """What an appointment asks for its related objects (``schema.loading.Related``)."""
+    """What an appointment asks for its related objects (:class:`Related`)."""
 
     def value(self, relation: str, raw_id: str | None) -> Any: ...
 
@@ -239,12 +255,10 @@ class Appointment(Node):
             archived_at=record.archived_at,
             cancelled_at=record.cancelled_at,
             deleted_at=record.deleted_at,
-            patient=related.value("patient", record.patient_id),
-            practitioner=related.value("practitioner", record.practitioner_id),
-            business=related.value("business", record.business_id),
-            appointment_type=related.value("appointmentType", record.appointment_type_id),
-            patient_case=related.value("patientCase", record.patient_case_id),
-            repeated_from=related.value("repeatedFrom", record.repeated_from_id),
+            **{
+                field: related.value(name, link(record))
+                for field, name, link in _RELATION_ATTRIBUTES
+            },
             record=record,
             related=related,
         )
@@ -261,11 +275,16 @@ class Appointment(Node):
         last: Annotated[int | None, _LAST] = None,
         before: Annotated[str | None, _BEFORE] = None,
     ) -> AppointmentConnection:
-        from appointments_gateway.schema.loading import repeats_connection
-
-        return await repeats_connection(
-            info, self.record, first=first, after=after, last=last, before=before
+        page = await connections.repeats(
+            info.context,
+            self.record,
+            connection_wants(info.selected_fields),
+            first=first,
+            after=after,
+            last=last,
+            before=before,
         )
+        return AppointmentConnection.of_page(page)
 
     @strawberry.field(
         description="Whether another booking of the practitioner overlaps it. One upstream "
@@ -290,11 +309,37 @@ class AppointmentConnection:
         description="How many appointments match in all (Cliniko's `total_entries`)."
     )
 
+    @classmethod
+    def of(
+        cls, window: Slice[AppointmentRecord], nodes: list[Appointment]
+    ) -> AppointmentConnection:
+        """The connection of a page whose appointments are built (in the page's order)."""
+        return cls(
+            edges=[
+                AppointmentEdge(cursor=edge.cursor, node=node)
+                for edge, node in zip(window.edges, nodes, strict=True)
+            ],
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=window.has_next_page,
+                has_previous_page=window.has_previous_page,
+                start_cursor=window.start_cursor,
+                end_cursor=window.end_cursor,
+            ),
+            total_count=window.total_count,
+        )
+
+    @classmethod
+    def of_page(cls, page: connections.Page) -> AppointmentConnection:
+        """The connection of a page the resolvers fetched, its relations prefetched."""
+        return cls.of(page.window, build_appointments(page.prefetched))
+
 
 def _appointments_of(column: str, description: str) -> Any:
     """The ``appointments`` connection field of a parent type (patient, practitioner, …).
 
-    One resolver for the three parents; the parent's id comes from ``root``.
+    One resolver for the three parents; the parent's id comes from ``root``, and
+    ``column`` is the appointment row's id of it.
     """
 
     async def resolve(
@@ -307,19 +352,19 @@ def _appointments_of(column: str, description: str) -> Any:
         filter: Annotated[AppointmentFilter | None, _FILTER] = None,
         order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
     ) -> AppointmentConnection:
-        from appointments_gateway.schema.loading import parent_connection
-
-        return await parent_connection(
-            info,
+        selected = info.selected_fields  # converted from the AST on every access: once here
+        page = await connections.of_parent(
+            info.context,
             column,
             root.cliniko_id,
+            to_criteria(filter, order_by),
+            connection_wants(selected),
             first=first,
             after=after,
             last=last,
             before=before,
-            filter=filter,
-            order_by=order_by,
         )
+        return AppointmentConnection.of_page(page)
 
     return strawberry.field(resolver=resolve, description=description)
 
@@ -475,11 +520,19 @@ def _related_types() -> dict[str, Any]:
 
 #: Relation name → the GraphQL class of the object its field holds.
 RELATED_TYPES = _related_types()
+#: Node type name → its GraphQL class.
+_NODE_CLASSES = {relation.type_name: RELATED_TYPES[relation.name] for relation in RELATIONS}
+#: ``(Appointment attribute, relation name, the row's link)`` per relation.
+_RELATION_ATTRIBUTES = [
+    (relation.field, relation.name, attrgetter(relation.attribute)) for relation in RELATIONS
+]
+_APPOINTMENT_RELATIONS = frozenset(r.name for r in RELATIONS if r.is_appointment)
 _STUB_DEFAULTS = {
     relation: {
         f.name: None for f in cls.__strawberry_definition__.fields if f.base_resolver is None
     }
     for relation, cls in RELATED_TYPES.items()
+    if relation not in _APPOINTMENT_RELATIONS
 }
 
 
@@ -497,3 +550,81 @@ def stub(relation: str, raw_id: str) -> Any:
             "cliniko_id": strawberry.ID(raw_id),
         }
     )
+
+
+class Related:
+    """What the relation attributes of a batch of appointments hold.
+
+    Built once per batch from what the resolvers prefetched: each related record becomes
+    its object once, however many appointments link to it.  ``value()`` gives, for one
+    appointment's link: the built object, an id-only stub, ``None`` (no link), the error
+    its lookup raised (graphql-core raises an Exception value on that field only, so it
+    nulls the field, not the list), or, for a relation the look-ahead did not foresee,
+    an awaitable that loads it.
+    """
+
+    __slots__ = ("_built", "_prefetched")
+
+    def __init__(self, prefetched: Prefetched) -> None:
+        self._prefetched = prefetched
+        built: dict[str, dict[str, Any]] = {}
+        for relation, rows in prefetched.rows.items():
+            build = RELATED_TYPES[relation].from_record
+            built[relation] = {raw_id: build(row) for raw_id, row in rows.items()}
+        for relation, nested in prefetched.nested.items():
+            built[relation] = {a.record.id: a for a in build_appointments(nested)}
+        self._built = built
+
+    def value(self, relation: str, raw_id: str | None) -> Any:
+        if raw_id is None:
+            return None
+        built = self._built.get(relation)
+        if built is not None:
+            found = built.get(raw_id)
+            return found if found is not None else missing_link(relation)
+        error = self._prefetched.errors.get(relation)
+        if error is not None:
+            return error
+        if relation in self._prefetched.links:
+            return stub(relation, raw_id)
+        return _Deferred(self._prefetched, relation, raw_id)
+
+
+class _Deferred:
+    """A relation load that starts only if the field is read (awaitable more than once)."""
+
+    __slots__ = ("_prefetched", "_raw_id", "_relation")
+
+    def __init__(self, prefetched: Prefetched, relation: str, raw_id: str) -> None:
+        self._prefetched = prefetched
+        self._relation = relation
+        self._raw_id = raw_id
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._load().__await__()
+
+    async def _load(self) -> Any:
+        loaders = self._prefetched.loaders
+        record = await load_related(loaders, self._relation, self._raw_id)
+        if self._relation in _APPOINTMENT_RELATIONS:
+            return Appointment.from_record(record, Related(Prefetched([record], loaders)))
+        return RELATED_TYPES[self._relation].from_record(record)
+
+
+def build_appointments(prefetched: Prefetched) -> list[Appointment]:
+    """The appointments of a prefetched batch, in its order, relations filled in."""
+    related = Related(prefetched)
+    return [Appointment.from_record(record, related) for record in prefetched.records]
+
+
+def node_objects(nodes: Nodes) -> list[Any | None]:
+    """The object of each node asked (``None`` where the upstream has none), in order."""
+    appointments = {a.record.id: a for a in build_appointments(nodes.appointments)}
+    return [
+        None
+        if record is None
+        else appointments[record.id]
+        if type_name == APPOINTMENT
+        else _NODE_CLASSES[type_name].from_record(record)
+        for (type_name, _), record in zip(nodes.asked, nodes.records, strict=True)
+    ]
