@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from datetime import date, datetime
 from operator import attrgetter
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import strawberry
 from strawberry.types.base import StrawberryOptional, get_object_definition
@@ -29,6 +29,14 @@ from appointments_gateway.resolvers.nodes import Nodes
 from appointments_gateway.resolvers.pagination import Slice
 from appointments_gateway.resolvers.prefetch import Prefetched, load_related, missing_link
 from appointments_gateway.resolvers.relations import APPOINTMENT, RELATIONS
+from appointments_gateway.schema.arguments import (
+    After,
+    Before,
+    First,
+    Last,
+    ParentFilter,
+    ParentOrder,
+)
 from appointments_gateway.schema.enums import (
     AppointmentStatus,
     CancellationReason,
@@ -37,7 +45,7 @@ from appointments_gateway.schema.enums import (
     repeat_type_for,
 )
 from appointments_gateway.schema.info import Info
-from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
+from appointments_gateway.schema.inputs import to_criteria
 from appointments_gateway.schema.selection import connection_wants
 from appointments_gateway.upstream import (
     AppointmentRecord,
@@ -72,16 +80,6 @@ class RelatedLookup(Protocol):
     """What an appointment asks for its related objects (:class:`Related`)."""
 
     def value(self, relation: str, raw_id: str | None) -> Any: ...
-
-
-_FIRST = strawberry.argument(description="Return the first N items (1–500) after `after`.")
-_AFTER = strawberry.argument(description="Return items after this cursor.")
-_LAST = strawberry.argument(description="Return the last N items (1–500) before `before`.")
-_BEFORE = strawberry.argument(description="Return items before this cursor.")
-_FILTER = strawberry.argument(description="Which appointments to return.")
-_ORDER = strawberry.argument(
-    description="Sort order; ties are broken by id. Default: `startsAt` ascending."
-)
 
 
 @strawberry.interface(description="An object with a Relay global id, refetchable with `node`.")
@@ -270,10 +268,10 @@ class Appointment(Node):
     async def repeats(
         self,
         info: Info,
-        first: Annotated[int | None, _FIRST] = None,
-        after: Annotated[str | None, _AFTER] = None,
-        last: Annotated[int | None, _LAST] = None,
-        before: Annotated[str | None, _BEFORE] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> AppointmentConnection:
         page = await connections.repeats(
             info.context,
@@ -345,12 +343,12 @@ def _appointments_of(column: str, description: str) -> Any:
     async def resolve(
         root: Any,
         info: Info,
-        first: Annotated[int | None, _FIRST] = None,
-        after: Annotated[str | None, _AFTER] = None,
-        last: Annotated[int | None, _LAST] = None,
-        before: Annotated[str | None, _BEFORE] = None,
-        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
-        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: ParentFilter = None,
+        order_by: ParentOrder = None,
     ) -> AppointmentConnection:
         selected = info.selected_fields  # converted from the AST on every access: once here
         page = await connections.of_parent(
