@@ -30,6 +30,9 @@ line and kind of value, with the value shortened so the report does not repeat i
 
 Subprocesses (``tests/e2e``) log to their own stderr, which ``tests/e2e/test_logs.py``
 checks; this capture sees the pytest process only.
+
+Also here, for every test module: ``serve``, an app served in-process with its lifespan
+running.
 """
 
 from __future__ import annotations
@@ -38,9 +41,14 @@ import base64
 import logging
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from starlette.types import ASGIApp
 
 from appointments_gateway.sandbox import DEMO_KEY_A, DEMO_KEY_B, create_sandbox_app
 
@@ -169,3 +177,35 @@ def no_secrets_or_phi_in_any_log() -> Iterator[LeakCapture]:
         f"{len(capture.findings)} log records carry a secret or PHI:\n"
         + "\n".join(capture.findings[:20])
     )
+
+
+class Serve(Protocol):
+    """``async with serve(app) as client``: ``app`` with its lifespan running, and a client."""
+
+    def __call__(
+        self, app: ASGIApp, *, base_url: str = ...
+    ) -> AbstractAsyncContextManager[httpx.AsyncClient]: ...
+
+
+@asynccontextmanager
+async def _serving(
+    app: ASGIApp, *, base_url: str = "http://localhost"
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url=base_url
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def serve() -> Serve:
+    """Serves an app in-process, lifespan included (``httpx.ASGITransport`` runs none).
+
+    The app starts when the block is entered and stops when it is left, so a test can
+    check what happens after shutdown.  ``http://localhost`` is a name every
+    loopback-bound gateway answers (``gateway/middleware/hosts.py``).
+    """
+    return _serving

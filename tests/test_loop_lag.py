@@ -6,13 +6,11 @@ import asyncio
 import re
 import time
 
-import httpx
-from asgi_lifespan import LifespanManager
-
 from appointments_gateway.gateway import create_app
 from appointments_gateway.observability import GatewayMetrics
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
 from appointments_gateway.settings import Settings
+from tests.conftest import Serve
 
 
 async def test_a_blocked_loop_shows_as_lag_in_the_metrics():
@@ -36,14 +34,9 @@ async def test_the_monitor_stops_with_its_block():
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "loop-lag-monitor"]
 
 
-async def test_the_app_samples_its_loop_for_as_long_as_it_runs():
+async def test_the_app_samples_its_loop_for_as_long_as_it_runs(serve: Serve):
     app = create_app(Settings(upstream_rate_limit=0))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1"
-        ) as http,
-    ):
+    async with serve(app, base_url="http://127.0.0.1") as http:
         await asyncio.sleep(0.25)
         metrics = (await http.get("/metrics")).text
     count = re.search(r"^gateway_event_loop_lag_seconds_count ([0-9.]+)$", metrics, re.M)

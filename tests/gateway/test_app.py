@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import strawberry
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
@@ -43,17 +40,6 @@ PROBE_SCHEMA = strawberry.Schema(query=ProbeQuery, extensions=[UpstreamUsage])
 
 def basic(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-
-
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as client,
-    ):
-        yield client
 
 
 @pytest.fixture
@@ -94,15 +80,15 @@ async def test_graphiql_is_served_to_browsers(gateway):
     assert "graphiql" in response.text.lower()
 
 
-async def test_graphiql_can_be_switched_off():
-    async with serving(create_app(Settings(graphiql=False))) as client:
+async def test_graphiql_can_be_switched_off(serve):
+    async with serve(create_app(Settings(graphiql=False))) as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert "graphiql" not in response.text.lower()
     assert response.status_code == 404
 
 
-async def test_extensions_count_exactly_the_upstream_requests_of_the_operation(sandbox):
-    async with serving(probe_app(sandbox)) as client:
+async def test_extensions_count_exactly_the_upstream_requests_of_the_operation(sandbox, serve):
+    async with serve(probe_app(sandbox)) as client:
         one = (await client.post("/graphql", json={"query": "{ appointmentTotal }"})).json()
         two = (
             await client.post("/graphql", json={"query": "{ appointmentTotal firstPatientId }"})
@@ -115,8 +101,10 @@ async def test_extensions_count_exactly_the_upstream_requests_of_the_operation(s
     assert sandbox.state.sandbox.stats.total == 3
 
 
-async def test_forward_mode_refuses_an_operation_without_a_key_before_any_upstream_call(sandbox):
-    async with serving(probe_app(sandbox, forward=True)) as client:
+async def test_forward_mode_refuses_an_operation_without_a_key_before_any_upstream_call(
+    sandbox, serve
+):
+    async with serve(probe_app(sandbox, forward=True)) as client:
         response = await client.post("/graphql", json={"query": "{ appointmentTotal }"})
         page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 401
@@ -130,8 +118,8 @@ async def test_forward_mode_refuses_an_operation_without_a_key_before_any_upstre
     "authorization",
     ["Basic not-base64!", "Basic " + base64.b64encode(b":").decode(), "Token abc", "Bearer "],
 )
-async def test_forward_mode_rejects_malformed_credentials(sandbox, authorization):
-    async with serving(probe_app(sandbox, forward=True)) as client:
+async def test_forward_mode_rejects_malformed_credentials(sandbox, authorization, serve):
+    async with serve(probe_app(sandbox, forward=True)) as client:
         response = await client.post(
             "/graphql",
             json={"query": "{ appointmentTotal }"},
@@ -153,9 +141,9 @@ async def test_forward_mode_rejects_malformed_credentials(sandbox, authorization
     ],
 )
 async def test_forward_mode_refuses_keys_no_cliniko_key_looks_like_before_going_upstream(
-    sandbox, authorization, words
+    sandbox, authorization, words, serve
 ):
-    async with serving(probe_app(sandbox, forward=True)) as client:
+    async with serve(probe_app(sandbox, forward=True)) as client:
         response = await client.post(
             "/graphql",
             json={"query": "{ appointmentTotal }"},
@@ -170,7 +158,7 @@ async def test_forward_mode_refuses_keys_no_cliniko_key_looks_like_before_going_
     assert sandbox.state.sandbox.stats.total == 0
 
 
-async def test_forward_mode_callers_see_only_their_own_account_concurrently(sandbox):
+async def test_forward_mode_callers_see_only_their_own_account_concurrently(sandbox, serve):
     async with (
         create_sandbox_client(sandbox, DEMO_KEY_A) as rest_a,
         create_sandbox_client(sandbox, DEMO_KEY_B) as rest_b,
@@ -178,7 +166,7 @@ async def test_forward_mode_callers_see_only_their_own_account_concurrently(sand
         expected_a = (await rest_a.get("/patients", params={"per_page": 1, "sort": "id"})).json()
         expected_b = (await rest_b.get("/patients", params={"per_page": 1, "sort": "id"})).json()
     query = {"query": "{ firstPatientId appointmentTotal }"}
-    async with serving(probe_app(sandbox, forward=True)) as client:
+    async with serve(probe_app(sandbox, forward=True)) as client:
         results = await asyncio.gather(
             *(
                 client.post(

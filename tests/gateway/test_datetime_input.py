@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from appointments_gateway.sandbox import SandboxConfig, create_sandbox_app
 from appointments_gateway.schema.scalars import parse_datetime
-from tests.gateway.test_http_hygiene import serving, upstream_requests
+from tests.gateway.test_http_hygiene import gateway_app, upstream_requests
 
 
 @pytest.fixture
@@ -71,12 +71,14 @@ def test_anything_else_is_refused(text):
         parse_datetime(text)
 
 
-async def test_a_datetime_with_junk_after_it_is_bad_user_input_before_any_upstream_call(sandbox):
+async def test_a_datetime_with_junk_after_it_is_bad_user_input_before_any_upstream_call(
+    sandbox, serve
+):
     document = (
         "query ($t: DateTime!) { appointments(first: 1, filter: {startsAt: {gte: $t}}) "
         "{ totalCount } }"
     )
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         refused = await client.post(
             "/graphql",
             json={"query": document, "variables": {"t": "2026-01-01T00:00:00Z\u0000junk"}},

@@ -24,7 +24,7 @@ from appointments_gateway.schema.extensions import UpstreamUsage
 from appointments_gateway.settings import Settings
 from appointments_gateway.upstream import Credential, UpstreamClient, UpstreamTimeout
 from tests.gateway.faults import Hanging
-from tests.gateway.test_app import SANDBOX_URL, serving
+from tests.gateway.test_app import SANDBOX_URL
 
 RELATIONS = "{ appointments(first: 3) { nodes { clinikoId patient { firstName } } } }"
 
@@ -43,10 +43,10 @@ def sandbox() -> Starlette:
     return create_sandbox_app(SandboxConfig(rate_limit_per_minute=0))
 
 
-async def test_a_hanging_relation_times_out_at_the_deadline_keeping_the_rest(sandbox):
+async def test_a_hanging_relation_times_out_at_the_deadline_keeping_the_rest(sandbox, serve):
     hanging = Hanging(sandbox, "/v1/patients")
     app = create_app(settings(0.3), upstream_transport=hanging)
-    async with serving(app) as client:
+    async with serve(app) as client:
         started = time.monotonic()
         response = await client.post("/graphql", json={"query": RELATIONS})
         elapsed = time.monotonic() - started
@@ -77,13 +77,13 @@ class SlowQuery:
         return 1
 
 
-async def test_an_operation_stuck_elsewhere_answers_upstream_timeout_as_a_whole(sandbox):
+async def test_an_operation_stuck_elsewhere_answers_upstream_timeout_as_a_whole(sandbox, serve):
     app = create_app(
         settings(0.2),
         upstream_transport=httpx.ASGITransport(app=sandbox),
         schema=strawberry.Schema(query=SlowQuery, extensions=[UpstreamUsage]),
     )
-    async with serving(app) as client:
+    async with serve(app) as client:
         started = time.monotonic()
         response = await client.post("/graphql", json={"query": "{ stuck }"})
         elapsed = time.monotonic() - started

@@ -22,7 +22,7 @@ from appointments_gateway.gateway import create_app
 from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.observability import JsonFormatter
 from appointments_gateway.settings import Settings
-from tests.gateway.test_app import PROBE_SCHEMA, serving
+from tests.gateway.test_app import PROBE_SCHEMA
 
 #: What the failing code "knows"; it must reach neither the client nor a log line.
 SECRET = "Zoë-Secret-Record-5d1c"
@@ -67,9 +67,9 @@ def assert_internal_error(response: httpx.Response) -> str:
 # --- the catch-all 500 -----------------------------------------------------------------
 
 
-async def test_an_exception_in_a_route_is_a_json_500_with_the_request_id(caplog):
+async def test_an_exception_in_a_route_is_a_json_500_with_the_request_id(caplog, serve):
     caplog.set_level(logging.DEBUG, logger="appointments_gateway")
-    async with serving(app_with_a_failing_route()) as client:
+    async with serve(app_with_a_failing_route()) as client:
         response = await client.get("/boom", headers={"X-Request-Id": "boom-request-0001"})
         after = await client.get("/healthz")
     assert assert_internal_error(response) == "boom-request-0001"
@@ -83,14 +83,14 @@ async def test_an_exception_in_a_route_is_a_json_500_with_the_request_id(caplog)
 
 
 async def test_an_exception_in_the_graphql_view_is_a_json_500_and_a_logged_operation(
-    caplog, monkeypatch
+    caplog, monkeypatch, serve
 ):
     async def failing_context(self: GatewayGraphQL, request: Any, response: Any) -> Any:
         raise Boom(SECRET)
 
     monkeypatch.setattr(GatewayGraphQL, "get_context", failing_context)
     caplog.set_level(logging.DEBUG, logger="appointments_gateway")
-    async with serving(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
+    async with serve(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
         response = await client.post(
             "/graphql",
             json={"query": "{ appointmentTotal }"},
@@ -106,7 +106,7 @@ async def test_an_exception_in_the_graphql_view_is_a_json_500_and_a_logged_opera
     assert SECRET not in json.dumps(lines)
 
 
-async def test_an_exception_after_the_response_started_is_logged_and_not_masked(caplog):
+async def test_an_exception_after_the_response_started_is_logged_and_not_masked(caplog, serve):
     """Too late for a clean 500: the server must drop the connection, not end the body."""
 
     async def half_then_boom(request: Request) -> Response:
@@ -122,7 +122,7 @@ async def test_an_exception_after_the_response_started_is_logged_and_not_masked(
     app = create_app(Settings(), schema=PROBE_SCHEMA)
     app.router.routes.append(Route("/half", half_then_boom, methods=["GET"]))
     caplog.set_level(logging.DEBUG, logger="appointments_gateway")
-    async with serving(app) as client:
+    async with serve(app) as client:
         with pytest.raises(Boom):
             await client.get("/half", headers={"X-Request-Id": "half-request-0001"})
     [line] = [line for line in printed(caplog) if line["level"] == "error"]
@@ -133,8 +133,8 @@ async def test_an_exception_after_the_response_started_is_logged_and_not_masked(
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
-async def test_a_method_the_graphql_route_does_not_take_is_a_json_405_with_allow(method):
-    async with serving(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
+async def test_a_method_the_graphql_route_does_not_take_is_a_json_405_with_allow(method, serve):
+    async with serve(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
         response = await client.request(method, "/graphql", json={"query": "{ ok }"})
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
@@ -147,8 +147,8 @@ async def test_a_method_the_graphql_route_does_not_take_is_a_json_405_with_allow
 
 
 @pytest.mark.parametrize("path", ["/nope", "/healthz/x", "/metrics.txt", "/graphql/extra"])
-async def test_a_path_with_no_route_is_a_json_404(path):
-    async with serving(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
+async def test_a_path_with_no_route_is_a_json_404(path, serve):
+    async with serve(create_app(Settings(), schema=PROBE_SCHEMA)) as client:
         response = await client.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"

@@ -21,7 +21,7 @@ from appointments_gateway.gateway import create_app
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
 from tests.gateway.faults import Garbage, Hanging
-from tests.gateway.test_app import SANDBOX_URL, serving
+from tests.gateway.test_app import SANDBOX_URL
 
 #: Reads PHI on purpose: names and notes pass through the gateway, and must not reach logs.
 QUERY = "{ appointments(first: 5) { nodes { clinikoId notes patient { firstName lastName } } } }"
@@ -87,7 +87,7 @@ def sandbox() -> Starlette:
     return create_sandbox_app(SandboxConfig(rate_limit_per_minute=0))
 
 
-async def test_an_upstream_answering_503_gives_upstream_unavailable():
+async def test_an_upstream_answering_503_gives_upstream_unavailable(serve):
     failing = create_sandbox_app(SandboxConfig(rate_limit_per_minute=0, fault_rate=1.0))
     healthy = create_sandbox_app(SandboxConfig(rate_limit_per_minute=0))
     target = {"app": failing}
@@ -96,7 +96,7 @@ async def test_an_upstream_answering_503_gives_upstream_unavailable():
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             return await httpx.ASGITransport(app=target["app"]).handle_async_request(request)
 
-    async with serving(create_app(settings(), upstream_transport=Switch())) as client:
+    async with serve(create_app(settings(), upstream_transport=Switch())) as client:
         response = await client.post("/graphql", json={"query": QUERY})
         body = check_fault(response, "UPSTREAM_UNAVAILABLE")
         assert body["data"] is None
@@ -106,9 +106,9 @@ async def test_an_upstream_answering_503_gives_upstream_unavailable():
         await check_good(client)
 
 
-async def test_a_hanging_upstream_gives_upstream_timeout(sandbox):
+async def test_a_hanging_upstream_gives_upstream_timeout(sandbox, serve):
     hanging = Hanging(sandbox, LIST)
-    async with serving(create_app(settings(), upstream_transport=hanging)) as client:
+    async with serve(create_app(settings(), upstream_transport=hanging)) as client:
         check_fault(await client.post("/graphql", json={"query": QUERY}), "UPSTREAM_TIMEOUT")
         assert hanging.cancelled == hanging.calls == 1
         hanging.hanging = False
@@ -122,14 +122,14 @@ class TimingOut(httpx.AsyncBaseTransport):
         raise httpx.ReadTimeout("timed out", request=request)
 
 
-async def test_an_upstream_call_timeout_gives_upstream_timeout(sandbox):
+async def test_an_upstream_call_timeout_gives_upstream_timeout(sandbox, serve):
     transport: dict[str, httpx.AsyncBaseTransport] = {"t": TimingOut()}
 
     class Switch(httpx.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             return await transport["t"].handle_async_request(request)
 
-    async with serving(create_app(settings(), upstream_transport=Switch())) as client:
+    async with serve(create_app(settings(), upstream_transport=Switch())) as client:
         check_fault(await client.post("/graphql", json={"query": QUERY}), "UPSTREAM_TIMEOUT")
         transport["t"] = httpx.ASGITransport(app=sandbox)
         await check_good(client)
@@ -147,18 +147,18 @@ async def test_an_upstream_call_timeout_gives_upstream_timeout(sandbox):
     ],
     ids=["truncated", "html", "wrong-types", "null-id", "array", "binary"],
 )
-async def test_a_malformed_upstream_body_gives_upstream_unavailable(sandbox, body):
+async def test_a_malformed_upstream_body_gives_upstream_unavailable(sandbox, body, serve):
     garbage = Garbage(sandbox, LIST, body)
-    async with serving(create_app(settings(), upstream_transport=garbage)) as client:
+    async with serve(create_app(settings(), upstream_transport=garbage)) as client:
         response = await client.post("/graphql", json={"query": QUERY})
         check_fault(response, "UPSTREAM_UNAVAILABLE")
         garbage.broken = False
         await check_good(client)
 
 
-async def test_malformed_relation_bodies_null_only_that_field(sandbox):
+async def test_malformed_relation_bodies_null_only_that_field(sandbox, serve):
     garbage = Garbage(sandbox, "/v1/patients", b'{"patients": [{"first_name": 5}]}')
-    async with serving(create_app(settings(), upstream_transport=garbage)) as client:
+    async with serve(create_app(settings(), upstream_transport=garbage)) as client:
         body = check_fault(
             await client.post("/graphql", json={"query": QUERY}), "UPSTREAM_UNAVAILABLE"
         )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from appointments_gateway.gateway import create_app
 from appointments_gateway.gateway.graphiql import CONTENT_SECURITY_POLICY, graphiql_page
@@ -18,18 +16,6 @@ from appointments_gateway.schema.example import EXAMPLE_QUERY
 from appointments_gateway.settings import Settings
 
 HTML = {"Accept": "text/html"}
-
-
-@asynccontextmanager
-async def serving(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(**settings))  # type: ignore[arg-type]
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as client,
-    ):
-        yield client
 
 
 class Page(HTMLParser):
@@ -76,8 +62,8 @@ def example_of(html: str) -> str:
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[httpx.AsyncClient]:
-    async with serving() as client:
+async def gateway(serve) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(create_app(Settings())) as client:
         yield client
 
 
@@ -173,8 +159,8 @@ async def test_paths_below_the_static_route_are_not_found(gateway):
         assert (await gateway.get(path)).status_code == 404, path
 
 
-async def test_graphiql_off_serves_no_page_and_no_static_route():
-    async with serving(graphiql=False) as client:
+async def test_graphiql_off_serves_no_page_and_no_static_route(serve):
+    async with serve(create_app(Settings(graphiql=False))) as client:
         page = await client.get("/graphql", headers=HTML)
         assets = [
             await client.get("/graphiql/static/" + name)

@@ -18,7 +18,7 @@ from appointments_gateway.gateway import create_app
 from appointments_gateway.gateway.middleware import hosts
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
-from tests.gateway.test_app import SANDBOX_URL, serving
+from tests.gateway.test_app import SANDBOX_URL
 
 #: The operation of the issue: names and emails of patients.
 PATIENTS = {
@@ -71,8 +71,10 @@ def assert_host_refused(response: httpx.Response) -> None:
         "localhost:8000:8000",
     ],
 )
-async def test_a_loopback_gateway_refuses_any_other_host_before_any_upstream_call(sandbox, host):
-    async with serving(gateway(sandbox)) as client:
+async def test_a_loopback_gateway_refuses_any_other_host_before_any_upstream_call(
+    sandbox, host, serve
+):
+    async with serve(gateway(sandbox)) as client:
         refused = await post_as(client, host)
         assert sandbox.state.sandbox.stats.total == 0
         # the positive control: the same request by a loopback name reads the patient
@@ -85,16 +87,16 @@ async def test_a_loopback_gateway_refuses_any_other_host_before_any_upstream_cal
     "host",
     ["localhost", "localhost:8000", "LOCALHOST:8000", "127.0.0.1", "127.0.0.1:8000", "[::1]:8000"],
 )
-async def test_a_loopback_gateway_answers_its_loopback_names(sandbox, host):
-    async with serving(gateway(sandbox)) as client:
+async def test_a_loopback_gateway_answers_its_loopback_names(sandbox, host, serve):
+    async with serve(gateway(sandbox)) as client:
         response = await post_as(client, host)
     assert response.status_code == 200, response.text
     assert "errors" not in response.json()
 
 
-async def test_a_loopback_gateway_answers_the_names_it_is_given_too(sandbox):
+async def test_a_loopback_gateway_answers_the_names_it_is_given_too(sandbox, serve):
     names = ("gateway.dev.example", "*.preview.example")
-    async with serving(gateway(sandbox, allowed_hosts=names)) as client:
+    async with serve(gateway(sandbox, allowed_hosts=names)) as client:
         named = await post_as(client, "gateway.dev.example:8000")
         wildcard = await post_as(client, "pr-12.preview.example")
         loopback = await post_as(client, "localhost:8000")
@@ -106,9 +108,9 @@ async def test_a_loopback_gateway_answers_the_names_it_is_given_too(sandbox):
     assert_host_refused(other)
 
 
-async def test_a_public_gateway_answers_only_the_listed_names(sandbox):
+async def test_a_public_gateway_answers_only_the_listed_names(sandbox, serve):
     app = gateway(sandbox, host="0.0.0.0", auth="forward", allowed_hosts=("gateway.example.com",))
-    async with serving(app) as client:
+    async with serve(app) as client:
         listed = await post_as(client, "gateway.example.com")
         loopback = await post_as(client, "127.0.0.1:8000")
         localhost = await post_as(client, "localhost")
@@ -119,15 +121,15 @@ async def test_a_public_gateway_answers_only_the_listed_names(sandbox):
 
 
 @pytest.mark.parametrize("path", sorted(hosts.EXEMPT_PATHS))
-async def test_probes_and_metrics_answer_whatever_the_host(sandbox, path):
+async def test_probes_and_metrics_answer_whatever_the_host(sandbox, path, serve):
     """Orchestrators ask by pod IP; none of these returns patient data."""
-    async with serving(gateway(sandbox)) as client:
+    async with serve(gateway(sandbox)) as client:
         response = await client.get(path, headers={"Host": "10.1.2.3:8000"})
     assert response.status_code == 200, response.text
 
 
-async def test_graphiql_and_unknown_paths_are_checked_too(sandbox):
-    async with serving(gateway(sandbox)) as client:
+async def test_graphiql_and_unknown_paths_are_checked_too(sandbox, serve):
+    async with serve(gateway(sandbox)) as client:
         page = await client.get(
             "/graphql", headers={"Host": "attacker.example", "Accept": "text/html"}
         )

@@ -11,13 +11,11 @@ import gzip
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import strawberry
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
@@ -73,23 +71,15 @@ def upstream_requests(sandbox: Starlette) -> int:
     return total
 
 
-@asynccontextmanager
-async def serving(
+def gateway_app(
     sandbox: Starlette, schema: strawberry.Schema | None = None, **settings: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway (real schema unless given) over ``sandbox``, lifespan running."""
-    app = create_app(
+) -> Starlette:
+    """The gateway (real schema unless given) over ``sandbox``."""
+    return create_app(
         Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A, **settings),
         upstream_transport=httpx.ASGITransport(app=sandbox),
         schema=schema,
     )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as client,
-    ):
-        yield client
 
 
 def assert_refusal(response: httpx.Response, status: int, words: str) -> None:
@@ -107,10 +97,11 @@ def assert_refusal(response: httpx.Response, status: int, words: str) -> None:
 
 async def test_a_body_over_the_limit_by_content_length_is_refused_before_any_upstream_call(
     sandbox,
+    serve,
 ):
     query = "{ appointments(first: 1) { totalCount } }"
     padding = " " * SMALL_LIMIT
-    async with serving(sandbox, max_request_bytes=SMALL_LIMIT) as client:
+    async with serve(gateway_app(sandbox, max_request_bytes=SMALL_LIMIT)) as client:
         refused = await client.post("/graphql", json={"query": query + padding})
         assert upstream_requests(sandbox) == 0
         # the positive control: the same app, a small body, does reach the upstream
@@ -122,7 +113,7 @@ async def test_a_body_over_the_limit_by_content_length_is_refused_before_any_ups
     assert upstream_requests(sandbox) == 1
 
 
-async def test_a_streamed_body_is_cut_off_at_the_limit_not_read_to_the_end(sandbox):
+async def test_a_streamed_body_is_cut_off_at_the_limit_not_read_to_the_end(sandbox, serve):
     """No Content-Length (chunked): the gateway stops reading once the limit is passed."""
     chunk = b" " * 256
     pulled = 0
@@ -134,7 +125,7 @@ async def test_a_streamed_body_is_cut_off_at_the_limit_not_read_to_the_end(sandb
             pulled += 1
             yield chunk
 
-    async with serving(sandbox, max_request_bytes=SMALL_LIMIT) as client:
+    async with serve(gateway_app(sandbox, max_request_bytes=SMALL_LIMIT)) as client:
         response = await client.post(
             "/graphql", content=endless_body(), headers={"Content-Type": "application/json"}
         )
@@ -145,12 +136,12 @@ async def test_a_streamed_body_is_cut_off_at_the_limit_not_read_to_the_end(sandb
     assert upstream_requests(sandbox) == 0
 
 
-async def test_a_body_of_exactly_the_limit_is_accepted(sandbox):
+async def test_a_body_of_exactly_the_limit_is_accepted(sandbox, serve):
     document = "{ __typename }"
     body = b'{"query": "' + document.encode() + b'"}'
     body = body[:-1] + b" " * (SMALL_LIMIT - len(body)) + b"}"
     assert len(body) == SMALL_LIMIT
-    async with serving(sandbox, max_request_bytes=SMALL_LIMIT) as client:
+    async with serve(gateway_app(sandbox, max_request_bytes=SMALL_LIMIT)) as client:
         response = await client.post(
             "/graphql", content=body, headers={"Content-Type": "application/json"}
         )
@@ -165,9 +156,9 @@ async def test_a_body_of_exactly_the_limit_is_accepted(sandbox):
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx", "text/json"],
 )
-async def test_a_post_that_is_not_json_gets_415(sandbox, content_type):
+async def test_a_post_that_is_not_json_gets_415(sandbox, content_type, serve):
     headers = {"Content-Type": content_type} if content_type else {}
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         response = await client.post(
             "/graphql", content=b'{"query": "{ appointments { totalCount } }"}', headers=headers
         )
@@ -175,8 +166,8 @@ async def test_a_post_that_is_not_json_gets_415(sandbox, content_type):
     assert upstream_requests(sandbox) == 0
 
 
-async def test_json_with_a_charset_parameter_is_json(sandbox):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+async def test_json_with_a_charset_parameter_is_json(sandbox, serve):
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         response = await client.post(
             "/graphql",
             content=b'{"query": "{ ok }"}',
@@ -199,8 +190,8 @@ async def test_json_with_a_charset_parameter_is_json(sandbox):
     ],
 )
 @pytest.mark.parametrize("accept", ["application/json", MODERN])
-async def test_a_malformed_body_gets_400_with_a_clear_message(sandbox, body, words, accept):
-    async with serving(sandbox) as client:
+async def test_a_malformed_body_gets_400_with_a_clear_message(sandbox, body, words, accept, serve):
+    async with serve(gateway_app(sandbox)) as client:
         response = await client.post(
             "/graphql",
             content=body,
@@ -228,8 +219,8 @@ OK_BODY = json.dumps({"query": "{ ok }"})
         b'{"query": "{ ok }", "extensions": {"s": "\\ud800"}}',  # a lone surrogate
     ],
 )
-async def test_only_utf_8_json_as_rfc_8259_defines_it_is_accepted(sandbox, body):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+async def test_only_utf_8_json_as_rfc_8259_defines_it_is_accepted(sandbox, body, serve):
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         refused = await client.post(
             "/graphql", content=body, headers={"Content-Type": "application/json"}
         )
@@ -241,8 +232,8 @@ async def test_only_utf_8_json_as_rfc_8259_defines_it_is_accepted(sandbox, body)
 
 
 @pytest.mark.parametrize("value", ['{"n": NaN}', '{"s": "\\udc00"}'])
-async def test_get_parameters_must_be_rfc_8259_json_too(sandbox, value):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+async def test_get_parameters_must_be_rfc_8259_json_too(sandbox, value, serve):
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         response = await client.get("/graphql", params={"query": "{ ok }", "variables": value})
     assert_refusal(response, 400, "not valid JSON")
 
@@ -259,12 +250,12 @@ def nested_body(depth: int, kind: str) -> bytes:
 
 @pytest.mark.parametrize("kind", ["arrays", "objects"])
 async def test_json_nested_deeper_than_the_limit_is_refused_before_it_is_parsed(
-    sandbox, kind, caplog
+    sandbox, kind, caplog, serve
 ):
     caplog.set_level(logging.INFO, logger="appointments_gateway.operations")
     json_headers = {"Content-Type": "application/json"}
     deep = nested_body(1000, kind)
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         refused = await client.post("/graphql", content=deep, headers=json_headers)
         at_limit = await client.post(
             "/graphql", content=nested_body(MAX_JSON_DEPTH, kind), headers=json_headers
@@ -282,9 +273,9 @@ async def test_json_nested_deeper_than_the_limit_is_refused_before_it_is_parsed(
 
 
 @pytest.mark.parametrize("parameter", ["variables", "extensions"])
-async def test_deep_json_in_get_parameters_is_refused_too(sandbox, parameter):
+async def test_deep_json_in_get_parameters_is_refused_too(sandbox, parameter, serve):
     query = "{ appointments(first: 1) { totalCount } }"
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         response = await client.get(
             "/graphql",
             params={"query": query, parameter: '{"v": ' + "[" * 1000 + "]" * 1000 + "}"},
@@ -298,19 +289,19 @@ async def test_deep_json_in_get_parameters_is_refused_too(sandbox, parameter):
     assert upstream_requests(sandbox) == 1
 
 
-async def test_brackets_inside_strings_do_not_count_as_nesting(sandbox):
+async def test_brackets_inside_strings_do_not_count_as_nesting(sandbox, serve):
     text = '\\\\\\"[{' * 500  # escaped backslashes and quotes: neither ends the string
     body = '{"query": "{ ok }", "variables": {"s": "' + text + '", "t": [[["x]]]]]"]]]}}'
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         response = await client.post(
             "/graphql", content=body.encode(), headers={"Content-Type": "application/json"}
         )
     assert response.json() == {"data": {"ok": "ok"}}
 
 
-async def test_batching_is_refused_with_a_message_saying_so(sandbox):
+async def test_batching_is_refused_with_a_message_saying_so(sandbox, serve):
     operation = {"query": "{ appointments(first: 1) { totalCount } }"}
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         response = await client.post("/graphql", json=[operation, operation])
     assert_refusal(response, 400, "Batching (a JSON array of operations) is not supported")
     assert upstream_requests(sandbox) == 0
@@ -326,8 +317,8 @@ PREFLIGHT = {
 }
 
 
-async def test_without_configured_origins_there_are_no_cors_headers(sandbox):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+async def test_without_configured_origins_there_are_no_cors_headers(sandbox, serve):
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         response = await client.post(
             "/graphql", json={"query": "{ ok }"}, headers={"Origin": APP_ORIGIN}
         )
@@ -338,9 +329,11 @@ async def test_without_configured_origins_there_are_no_cors_headers(sandbox):
     assert preflight.status_code == 405
 
 
-async def test_configured_origins_may_call_the_gateway_and_others_may_not(sandbox):
-    async with serving(
-        sandbox, schema=PROBE_SCHEMA, cors_origins=(APP_ORIGIN, "http://localhost:5173")
+async def test_configured_origins_may_call_the_gateway_and_others_may_not(sandbox, serve):
+    async with serve(
+        gateway_app(
+            sandbox, schema=PROBE_SCHEMA, cors_origins=(APP_ORIGIN, "http://localhost:5173")
+        )
     ) as client:
         preflight = await client.options("/graphql", headers={"Origin": APP_ORIGIN, **PREFLIGHT})
         allowed = await client.post(
@@ -403,9 +396,9 @@ async def post_raw(client: httpx.AsyncClient, **kwargs: Any) -> tuple[httpx.Resp
     return response, raw
 
 
-async def test_large_responses_are_gzipped_small_ones_are_not(sandbox):
+async def test_large_responses_are_gzipped_small_ones_are_not(sandbox, serve):
     gzip_ok = {"Accept-Encoding": "gzip"}
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         large, large_raw = await post_raw(client, json={"query": EXAMPLE_QUERY}, headers=gzip_ok)
         small, small_raw = await post_raw(client, json={"query": "{ __typename }"}, headers=gzip_ok)
         plain = await client.post(
@@ -422,9 +415,9 @@ async def test_large_responses_are_gzipped_small_ones_are_not(sandbox):
     assert plain.json()["data"]["appointments"]["edges"]
 
 
-async def test_graphiql_still_loads_and_its_example_runs_with_gzip(sandbox):
+async def test_graphiql_still_loads_and_its_example_runs_with_gzip(sandbox, serve):
     """The page is compressed (it is ~5 KiB) and decodes to the page with our example."""
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         page = await client.get(
             "/graphql", headers={"Accept": "text/html", "Accept-Encoding": "gzip"}
         )
@@ -449,15 +442,15 @@ INTROSPECTION = "{ __schema { queryType { name } } }"
 TYPE_INTROSPECTION = '{ __type(name: "Appointment") { name } }'
 
 
-async def test_introspection_is_on_by_default(sandbox):
-    async with serving(sandbox) as client:
+async def test_introspection_is_on_by_default(sandbox, serve):
+    async with serve(gateway_app(sandbox)) as client:
         response = await client.post("/graphql", json={"query": INTROSPECTION})
     assert response.json()["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
 @pytest.mark.parametrize("document", [INTROSPECTION, TYPE_INTROSPECTION])
-async def test_introspection_can_be_switched_off(sandbox, document):
-    async with serving(sandbox, introspection=False, graphiql=False) as client:
+async def test_introspection_can_be_switched_off(sandbox, document, serve):
+    async with serve(gateway_app(sandbox, introspection=False, graphiql=False)) as client:
         legacy = await client.post("/graphql", json={"query": document})
         modern = await client.post("/graphql", json={"query": document}, headers={"Accept": MODERN})
         # __typename is not introspection of the schema; clients rely on it
@@ -518,9 +511,9 @@ def test_accept_negotiation(accept, modern):
     ],
 )
 async def test_status_codes_follow_the_accepted_media_type(
-    sandbox, document, legacy_status, modern_status, has_data
+    sandbox, document, legacy_status, modern_status, has_data, serve
 ):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         legacy = await client.post(
             "/graphql", json={"query": document}, headers={"Accept": "application/json"}
         )
@@ -537,9 +530,9 @@ async def test_status_codes_follow_the_accepted_media_type(
         assert modern.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_a_variable_that_cannot_be_coerced_is_a_400_for_modern_clients(sandbox):
+async def test_a_variable_that_cannot_be_coerced_is_a_400_for_modern_clients(sandbox, serve):
     document = "query Q($first: Int) { appointments(first: $first) { totalCount } }"
-    async with serving(sandbox) as client:
+    async with serve(gateway_app(sandbox)) as client:
         response = await client.post(
             "/graphql",
             json={"query": document, "variables": {"first": "ten"}},
@@ -556,8 +549,8 @@ async def test_a_variable_that_cannot_be_coerced_is_a_400_for_modern_clients(san
     assert upstream_requests(sandbox) == 0
 
 
-async def test_an_operation_over_the_cost_limit_is_a_400_for_modern_clients(sandbox):
-    async with serving(sandbox, max_upstream_requests=1) as client:
+async def test_an_operation_over_the_cost_limit_is_a_400_for_modern_clients(sandbox, serve):
+    async with serve(gateway_app(sandbox, max_upstream_requests=1)) as client:
         modern = await client.post(
             "/graphql", json={"query": EXAMPLE_QUERY}, headers={"Accept": MODERN}
         )
@@ -571,8 +564,8 @@ async def test_an_operation_over_the_cost_limit_is_a_400_for_modern_clients(sand
 
 
 @pytest.mark.parametrize("accept", ["application/json", MODERN])
-async def test_a_mutation_over_get_is_405_with_allow_post(sandbox, accept):
-    async with serving(sandbox, schema=PROBE_SCHEMA) as client:
+async def test_a_mutation_over_get_is_405_with_allow_post(sandbox, accept, serve):
+    async with serve(gateway_app(sandbox, schema=PROBE_SCHEMA)) as client:
         response = await client.get(
             "/graphql", params={"query": "mutation { touch }"}, headers={"Accept": accept}
         )

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from appointments_gateway.gateway import create_app
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import ConfigError, Settings
-from tests.gateway.test_app import PROBE_SCHEMA, SANDBOX_URL, serving
+from tests.gateway.test_app import PROBE_SCHEMA, SANDBOX_URL
 from tests.gateway.test_tokens import TOKEN_A
 
 OPS_TOKEN = "operations-scraper-token-" + "o" * 24
@@ -52,8 +52,10 @@ def assert_unauthenticated(response: httpx.Response, words: str) -> None:
 
 
 @pytest.mark.parametrize("path", GUARDED)
-async def test_a_public_forward_gateway_without_ops_tokens_opens_them_to_nobody(sandbox, path):
-    async with serving(app_for(sandbox, GATEWAY_AUTH="forward", **PUBLIC)) as client:
+async def test_a_public_forward_gateway_without_ops_tokens_opens_them_to_nobody(
+    sandbox, path, serve
+):
+    async with serve(app_for(sandbox, GATEWAY_AUTH="forward", **PUBLIC)) as client:
         anonymous = await client.get(path)
         with_a_key = await client.get(path, headers=bearer(DEMO_KEY_A))
         health = await client.get("/healthz")
@@ -65,11 +67,11 @@ async def test_a_public_forward_gateway_without_ops_tokens_opens_them_to_nobody(
 
 @pytest.mark.parametrize("path", GUARDED)
 @pytest.mark.parametrize("auth", ["forward", "service"])
-async def test_an_ops_token_opens_them_in_either_mode(sandbox, path, auth):
+async def test_an_ops_token_opens_them_in_either_mode(sandbox, path, auth, serve):
     environ = {"GATEWAY_AUTH": auth, "GATEWAY_OPS_TOKENS": OPS_TOKEN, **PUBLIC}
     if auth == "service":
         environ |= {"CLINIKO_API_KEY": DEMO_KEY_A, "GATEWAY_TOKENS": TOKEN_A}
-    async with serving(app_for(sandbox, **environ)) as client:
+    async with serve(app_for(sandbox, **environ)) as client:
         missing = await client.get(path)
         wrong = await client.get(path, headers=bearer(OPS_TOKEN + "x"))
         basic = await client.get(path, auth=(OPS_TOKEN, ""))
@@ -81,23 +83,23 @@ async def test_an_ops_token_opens_them_in_either_mode(sandbox, path, auth):
 
 
 @pytest.mark.parametrize("path", GUARDED)
-async def test_a_gateway_token_opens_them_in_service_mode(sandbox, path):
+async def test_a_gateway_token_opens_them_in_service_mode(sandbox, path, serve):
     environ = {"CLINIKO_API_KEY": DEMO_KEY_A, "GATEWAY_TOKENS": TOKEN_A, **PUBLIC}
-    async with serving(app_for(sandbox, **environ)) as client:
+    async with serve(app_for(sandbox, **environ)) as client:
         refused = await client.get(path)
         opened = await client.get(path, headers=bearer(TOKEN_A))
     assert_unauthenticated(refused, "GATEWAY_TOKENS")
     assert opened.status_code == 200
 
 
-async def test_an_ops_token_does_not_open_graphql(sandbox):
+async def test_an_ops_token_does_not_open_graphql(sandbox, serve):
     environ = {
         "CLINIKO_API_KEY": DEMO_KEY_A,
         "GATEWAY_TOKENS": TOKEN_A,
         "GATEWAY_OPS_TOKENS": OPS_TOKEN,
         **PUBLIC,
     }
-    async with serving(app_for(sandbox, **environ)) as client:
+    async with serve(app_for(sandbox, **environ)) as client:
         response = await client.post(
             "/graphql", json={"query": "{ appointmentTotal }"}, headers=bearer(OPS_TOKEN)
         )
@@ -106,8 +108,8 @@ async def test_an_ops_token_does_not_open_graphql(sandbox):
 
 
 @pytest.mark.parametrize("path", GUARDED)
-async def test_loopback_keeps_them_open_even_with_ops_tokens(sandbox, path):
-    async with serving(
+async def test_loopback_keeps_them_open_even_with_ops_tokens(sandbox, path, serve):
+    async with serve(
         app_for(sandbox, CLINIKO_API_KEY=DEMO_KEY_A, GATEWAY_OPS_TOKENS=OPS_TOKEN)
     ) as client:
         response = await client.get(path)

@@ -12,7 +12,7 @@ from appointments_gateway.gateway import create_app
 from appointments_gateway.gateway.auth import GatewayTokens
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
-from tests.gateway.test_app import PROBE_SCHEMA, SANDBOX_URL, serving
+from tests.gateway.test_app import PROBE_SCHEMA, SANDBOX_URL
 
 TOKEN_A = "first-gateway-token-" + "a" * 24
 TOKEN_B = "second-gateway-token-" + "b" * 24
@@ -42,8 +42,8 @@ def token_app(sandbox: Starlette, *, host: str = "0.0.0.0") -> Starlette:
 
 
 @pytest.mark.parametrize("token", [TOKEN_A, TOKEN_B])
-async def test_a_configured_token_uses_the_service_key(sandbox, token):
-    async with serving(token_app(sandbox)) as client:
+async def test_a_configured_token_uses_the_service_key(sandbox, token, serve):
+    async with serve(token_app(sandbox)) as client:
         response = await client.post(
             "/graphql", json=QUERY, headers={"Authorization": f"Bearer {token}"}
         )
@@ -65,9 +65,9 @@ async def test_a_configured_token_uses_the_service_key(sandbox, token):
         "Bearer " + DEMO_KEY_A,
     ],
 )
-async def test_anything_else_is_refused_before_any_upstream_call(sandbox, authorization):
+async def test_anything_else_is_refused_before_any_upstream_call(sandbox, authorization, serve):
     headers = {"Authorization": authorization} if authorization is not None else {}
-    async with serving(token_app(sandbox)) as client:
+    async with serve(token_app(sandbox)) as client:
         response = await client.post("/graphql", json=QUERY, headers=headers)
         page = await client.get("/graphql", headers={"Accept": "text/html", **headers})
     assert response.status_code == 401
@@ -79,18 +79,18 @@ async def test_anything_else_is_refused_before_any_upstream_call(sandbox, author
     assert sandbox.state.sandbox.stats.total == 0
 
 
-async def test_tokens_are_required_on_loopback_too_once_configured(sandbox):
-    async with serving(token_app(sandbox, host="127.0.0.1")) as client:
+async def test_tokens_are_required_on_loopback_too_once_configured(sandbox, serve):
+    async with serve(token_app(sandbox, host="127.0.0.1")) as client:
         refused = await client.post("/graphql", json=QUERY)
     assert refused.status_code == 401
 
 
-async def test_a_loopback_dev_server_without_tokens_needs_none(sandbox):
+async def test_a_loopback_dev_server_without_tokens_needs_none(sandbox, serve):
     settings = Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A)
     app = create_app(
         settings, upstream_transport=httpx.ASGITransport(app=sandbox), schema=PROBE_SCHEMA
     )
-    async with serving(app) as client:
+    async with serve(app) as client:
         response = await client.post("/graphql", json=QUERY)
     assert response.status_code == 200
 

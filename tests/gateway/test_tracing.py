@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from appointments_gateway.gateway import create_app
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
-from tests.gateway.test_app import SANDBOX_URL, serving
+from tests.gateway.test_app import SANDBOX_URL
 
 CALENDAR = """query Screen($who: ID!) { appointments(first: 20, filter: {patientIds: [$who]}) {
   nodes { notes patient { firstName lastName } practitioner { displayName } } } }"""
@@ -27,12 +27,12 @@ def _app(tracing: bool, provider: TracerProvider) -> Starlette:
     )
 
 
-async def test_an_operation_span_with_one_child_per_upstream_call():
+async def test_an_operation_span_with_one_child_per_upstream_call(serve):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = _app(True, provider)
-    async with serving(app) as client:
+    async with serve(app) as client:
         first = (
             await client.post(
                 "/graphql",
@@ -75,12 +75,12 @@ async def test_an_operation_span_with_one_child_per_upstream_call():
             assert secret not in text
 
 
-async def test_tracing_off_emits_nothing():
+async def test_tracing_off_emits_nothing(serve):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = _app(False, provider)
-    async with serving(app) as client:
+    async with serve(app) as client:
         body = (
             await client.post(
                 "/graphql", json={"query": "{ appointments(first: 2) { nodes { id } } }"}

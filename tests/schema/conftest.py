@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
+from tests.conftest import Serve
 
 ANCHOR = datetime(2025, 3, 10, tzinfo=UTC)
 SANDBOX_URL = "http://sandbox.test/v1"
@@ -67,7 +67,7 @@ def sandbox() -> Starlette:
 
 @asynccontextmanager
 async def open_gateway(
-    sandbox: Starlette, transport: httpx.AsyncBaseTransport | None = None
+    serve: Serve, sandbox: Starlette, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Gateway]:
     """The gateway over ``sandbox``; ``transport`` (wrapping the sandbox) replaces the default."""
     app = create_app(
@@ -76,10 +76,7 @@ async def open_gateway(
         upstream_transport=transport or httpx.ASGITransport(app=sandbox),
     )
     async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as http,
+        serve(app) as http,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=sandbox),
             base_url=SANDBOX_URL + "/",
@@ -90,6 +87,6 @@ async def open_gateway(
 
 
 @pytest.fixture
-async def gw(sandbox: Starlette) -> AsyncIterator[Gateway]:
-    async with open_gateway(sandbox) as gateway:
+async def gw(serve: Serve, sandbox: Starlette) -> AsyncIterator[Gateway]:
+    async with open_gateway(serve, sandbox) as gateway:
         yield gateway

@@ -13,6 +13,7 @@ import pytest
 from starlette.applications import Starlette
 
 from appointments_gateway.resolvers.ids import to_global_id
+from tests.conftest import Serve
 from tests.schema.conftest import ANCHOR, Gateway, open_gateway
 
 #: A year out: past every seeded appointment, so nothing the tests book clashes by accident.
@@ -58,8 +59,8 @@ def wire(sandbox: Starlette) -> Wire:
 
 
 @pytest.fixture
-async def gw(sandbox: Starlette, wire: Wire) -> AsyncIterator[Gateway]:
-    async with open_gateway(sandbox, wire) as gateway:
+async def gw(serve: Serve, sandbox: Starlette, wire: Wire) -> AsyncIterator[Gateway]:
+    async with open_gateway(serve, sandbox, wire) as gateway:
         yield gateway
 
 

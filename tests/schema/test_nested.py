@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
 from appointments_gateway.sandbox import DEMO_KEY_A, DEMO_KEY_B
 from appointments_gateway.settings import Settings
+from tests.conftest import Serve
 from tests.schema.conftest import SANDBOX_URL, Gateway, make_sandbox
 
 UPCOMING = '{startsAt: {gte: "2025-03-10T00:00:00Z"}}'
@@ -132,7 +132,7 @@ class FailingRoute(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(request)
 
 
-async def test_a_failing_relation_nulls_that_field_not_the_list():
+async def test_a_failing_relation_nulls_that_field_not_the_list(serve: Serve):
     sandbox = make_sandbox()
     app = create_app(
         Settings(
@@ -140,12 +140,7 @@ async def test_a_failing_relation_nulls_that_field_not_the_list():
         ),
         upstream_transport=FailingRoute(sandbox, "/v1/patients"),
     )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as http,
-    ):
+    async with serve(app) as http:
         response = await http.post(
             "/graphql",
             json={
@@ -167,18 +162,15 @@ def _basic(key: str) -> str:
 
 
 @pytest.mark.parametrize("rounds", [3])
-async def test_concurrent_callers_with_different_keys_share_no_loader_or_row(rounds: int):
+async def test_concurrent_callers_with_different_keys_share_no_loader_or_row(
+    rounds: int, serve: Serve
+):
     sandbox = make_sandbox()
     app = create_app(
         Settings(upstream=SANDBOX_URL, auth="forward", upstream_rate_limit=0),
         upstream_transport=httpx.ASGITransport(app=sandbox),
     )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as http,
-    ):
+    async with serve(app) as http:
 
         async def ask(key: str, document: str, variables: dict[str, Any]) -> dict[str, Any]:
             response = await http.post(

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
@@ -24,6 +23,7 @@ from appointments_gateway.observability import JsonFormatter, log_config
 from appointments_gateway.resolvers import loaders
 from appointments_gateway.sandbox import DEMO_KEY_A
 from appointments_gateway.settings import Settings
+from tests.conftest import Serve
 from tests.schema.conftest import SANDBOX_URL, Gateway, open_gateway
 
 MARKER = "Zoë-Marker-7f3a"
@@ -272,7 +272,7 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-async def limited() -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
+async def limited(serve: Serve) -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
     """The gateway with the default rate governor on (the schema fixtures turn it off)."""
     from tests.schema.conftest import make_sandbox
 
@@ -281,12 +281,7 @@ async def limited() -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
         Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A),
         upstream_transport=httpx.ASGITransport(app=sandbox),
     )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as http,
-    ):
+    async with serve(app) as http:
         yield http, sandbox
 
 
@@ -341,8 +336,8 @@ async def test_metric_labels_are_bounded(gw: Gateway, monkeypatch: pytest.Monkey
     assert labels == {"One", "Two", "other"}
 
 
-async def test_each_app_has_its_own_registry(gw: Gateway):
-    async with open_gateway(gw.sandbox) as other:
+async def test_each_app_has_its_own_registry(gw: Gateway, serve: Serve):
+    async with open_gateway(serve, gw.sandbox) as other:
         await other.http.post("/graphql", json={"query": "{ version }"})
         assert "gateway_operations_total" in (await other.http.get("/metrics")).text
     found = samples((await gw.http.get("/metrics")).text)
@@ -371,25 +366,22 @@ class Refusing(httpx.AsyncBaseTransport):
         raise httpx.ConnectError("connection refused", request=request)
 
 
-async def test_readyz_is_503_when_the_upstream_refuses_connections(sandbox: Starlette):
-    async with open_gateway(sandbox, transport=Refusing()) as gw:
+async def test_readyz_is_503_when_the_upstream_refuses_connections(
+    sandbox: Starlette, serve: Serve
+):
+    async with open_gateway(serve, sandbox, transport=Refusing()) as gw:
         response = await gw.http.get("/readyz")
         assert response.status_code == 503
         assert response.json() == {"status": "not ready", "upstream": "UpstreamUnavailable"}
         assert (await gw.http.get("/healthz")).status_code == 200
 
 
-async def test_readyz_in_forward_mode_needs_only_an_answer(sandbox: Starlette):
+async def test_readyz_in_forward_mode_needs_only_an_answer(sandbox: Starlette, serve: Serve):
     app = create_app(
         Settings(upstream=SANDBOX_URL, auth="forward", upstream_rate_limit=0),
         upstream_transport=httpx.ASGITransport(app=sandbox),
     )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as http,
-    ):
+    async with serve(app) as http:
         response = await http.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "upstream": "answered 401"}

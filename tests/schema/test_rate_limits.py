@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
 from appointments_gateway.sandbox import DEMO_KEY_A, DEMO_KEY_B, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
 from appointments_gateway.upstream import Governor
+from tests.conftest import Serve
 
 from .conftest import ANCHOR, SANDBOX_URL
 
@@ -67,26 +67,21 @@ def scaled_sandbox(limit: int) -> Starlette:
     return sandbox
 
 
-async def open_setup(sandbox: Starlette, governor: Governor) -> AsyncIterator[Setup]:
+async def open_setup(serve: Serve, sandbox: Starlette, governor: Governor) -> AsyncIterator[Setup]:
     app = create_app(
         Settings(upstream=SANDBOX_URL, auth="forward"),
         upstream_transport=httpx.ASGITransport(app=sandbox),
         governor=governor,
     )
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://localhost"
-        ) as http,
-    ):
+    async with serve(app) as http:
         yield Setup(http=http, sandbox=sandbox, governor=governor)
 
 
 @pytest.fixture
-async def matched() -> AsyncIterator[Setup]:
+async def matched(serve: Serve) -> AsyncIterator[Setup]:
     """The sandbox and the governor agree on the budget."""
     governor = Governor(limit=LIMIT, window=WINDOW, margin=MARGIN, max_wait=MAX_WAIT)
-    async for setup in open_setup(scaled_sandbox(LIMIT), governor):
+    async for setup in open_setup(serve, scaled_sandbox(LIMIT), governor):
         yield setup
 
 
@@ -136,12 +131,14 @@ async def test_a_burst_of_600_upstream_calls_gets_no_429_and_fails_clearly(match
     assert matched.stats.by_account["b"] == len(light)
 
 
-async def test_an_upstream_429_pauses_the_key_and_every_caller_gets_rate_limited_cleanly():
+async def test_an_upstream_429_pauses_the_key_and_every_caller_gets_rate_limited_cleanly(
+    serve: Serve,
+):
     # A governor four times as generous as the sandbox (another app spending the same
     # key's budget looks the same): the sandbox answers 429, the key pauses until its reset.
     governor = Governor(limit=4 * LIMIT, window=WINDOW, margin=MARGIN, max_wait=MAX_WAIT)
     sandbox = scaled_sandbox(LIMIT)
-    async for setup in open_setup(sandbox, governor):
+    async for setup in open_setup(serve, sandbox, governor):
         results = await asyncio.gather(*(setup.ask(DEMO_KEY_A, LIGHT) for _ in range(60)))
         for body in results:
             assert_succeeded_or_rate_limited(body)
