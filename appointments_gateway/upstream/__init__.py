@@ -1,7 +1,9 @@
 """The Cliniko REST client: shard routing, auth, retries, the rate governor, errors, records.
 
-Imports httpx and the standard library only (never strawberry or starlette), so
-it can be used and tested on its own. Everything public is re-exported here.
+It imports httpx, orjson (JSON on the hot path), the standard library and the
+shared-state interface (``appointments_gateway.state``, where rate budgets live), and
+nothing of Strawberry, Starlette or the gateway's other layers (``tests/test_layers.py``),
+so it can be used and tested on its own. Everything public is re-exported here.
 """
 
 from __future__ import annotations
