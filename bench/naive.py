@@ -24,7 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from appointments_gateway.resolvers.errors import NotFound, translate_upstream
 from appointments_gateway.resolvers.lists import appointments_page
-from appointments_gateway.resolvers.pagination import scope_key
+from appointments_gateway.resolvers.pagination import ConnectionArgs, scope_key
 from appointments_gateway.schema.errors import GatewayErrors
 from appointments_gateway.schema.extensions import UpstreamUsage
 from appointments_gateway.schema.info import Info
@@ -118,11 +118,8 @@ class NaiveQuery:
         window = await appointments_page(
             session,
             criteria,
+            ConnectionArgs(first, after, last, before),
             scope=scope_key(*criteria.scope("appointments")),
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
         related = NaiveRelated(session)
         nodes = [Appointment.from_record(edge.node, related) for edge in window.edges]

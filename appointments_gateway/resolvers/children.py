@@ -35,6 +35,7 @@ from appointments_gateway.resolvers.lists import appointments_page, combined_row
 from appointments_gateway.resolvers.pagination import (
     DEFAULT_FIRST,
     MAX_WINDOW,
+    ConnectionArgs,
     Slice,
     first_slice,
     scope_key,
@@ -55,16 +56,16 @@ class ChildrenKey:
     column: str  # patient_id, practitioner_id or business_id
     parent_id: str
     criteria: AppointmentCriteria
-    first: int | None
-    after: str | None
-    last: int | None
-    before: str | None
+    args: ConnectionArgs
     need_items: bool = True
     need_total: bool = True
 
     @property
     def combinable(self) -> bool:
-        return self.after is None and self.before is None and self.last is None
+        args = self.args
+        if args.after is not None or args.before is not None or args.last is not None:
+            return False
+        return args.first is None or 1 <= args.first <= MAX_WINDOW
 
     def parent_criteria(self) -> AppointmentCriteria:
         return self.criteria.with_parent(self.column, [self.parent_id])
@@ -88,8 +89,8 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
         groups: dict[tuple[object, ...], list[ChildrenKey]] = defaultdict(list)
         singles: list[ChildrenKey] = []
         for key in dict.fromkeys(keys):
-            if key.combinable and (key.first is None or 1 <= key.first <= MAX_WINDOW):
-                group = (key.column, key.criteria, key.first, key.need_items, key.need_total)
+            if key.combinable:
+                group = (key.column, key.criteria, key.args, key.need_items, key.need_total)
                 groups[group].append(key)
             else:
                 singles.append(key)
@@ -111,11 +112,8 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
             outcomes[key] = await appointments_page(
                 self._session,
                 key.parent_criteria(),
+                key.args,
                 scope=key.scope(),
-                first=key.first,
-                after=key.after,
-                last=key.last,
-                before=key.before,
                 need_items=key.need_items,
             )
         except GatewayError as exc:
@@ -125,7 +123,7 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
         self, keys: Sequence[ChildrenKey], outcomes: dict[ChildrenKey, _Outcome]
     ) -> None:
         head = keys[0]
-        n = head.first if head.first is not None else DEFAULT_FIRST
+        n = head.args.first if head.args.first is not None else DEFAULT_FIRST
         try:
             combined = head.criteria.with_parent(head.column, [k.parent_id for k in keys])
             rows, complete = await combined_rows(

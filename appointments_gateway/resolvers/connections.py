@@ -24,7 +24,7 @@ from appointments_gateway.resolvers.context import Context
 from appointments_gateway.resolvers.criteria import AppointmentCriteria, OrderKey
 from appointments_gateway.resolvers.lists import appointments_page
 from appointments_gateway.resolvers.loaders import Loaders
-from appointments_gateway.resolvers.pagination import Slice, scope_key
+from appointments_gateway.resolvers.pagination import ConnectionArgs, Slice, scope_key
 from appointments_gateway.resolvers.prefetch import Prefetched, Wanted, prefetch
 from appointments_gateway.upstream import AppointmentRecord
 
@@ -55,44 +55,19 @@ class Page:
 
 
 async def appointments(
-    context: Context,
-    criteria: AppointmentCriteria,
-    wants: ConnectionWants,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
+    context: Context, criteria: AppointmentCriteria, wants: ConnectionWants, args: ConnectionArgs
 ) -> Page:
     """The root ``appointments`` field: one page of the appointments matching ``criteria``."""
-    return await _page(
-        context, criteria, wants, ("appointments",), first, after, last, before, has_rows=True
-    )
+    return await _page(context, criteria, wants, args, ("appointments",))
 
 
 async def repeats(
-    context: Context,
-    record: AppointmentRecord,
-    wants: ConnectionWants,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
+    context: Context, record: AppointmentRecord, wants: ConnectionWants, args: ConnectionArgs
 ) -> Page:
     """The repeats of a series' first appointment; no call when the row says it has none."""
     criteria = AppointmentCriteria(repeated_from_id=record.id, order=(OrderKey("starts_at"),))
-    return await _page(
-        context,
-        criteria,
-        wants,
-        ("repeats", record.id),
-        first,
-        after,
-        last,
-        before,
-        has_rows=record.has_repeats,
-    )
+    scope = ("repeats", record.id)
+    return await _page(context, criteria, wants, args, scope, has_rows=record.has_repeats)
 
 
 async def of_parent(
@@ -101,11 +76,7 @@ async def of_parent(
     parent_id: str,
     criteria: AppointmentCriteria,
     wants: ConnectionWants,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
+    args: ConnectionArgs,
 ) -> Page:
     """The appointments of one patient, practitioner or business (``column``: its id's).
 
@@ -114,15 +85,7 @@ async def of_parent(
     """
     window = await context.loaders.children.load(
         ChildrenKey(
-            column=column,
-            parent_id=parent_id,
-            criteria=criteria,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            need_items=wants.rows,
-            need_total=wants.total,
+            column, parent_id, criteria, args, need_items=wants.rows, need_total=wants.total
         )
     )
     context.note_page(window)
@@ -133,22 +96,16 @@ async def _page(
     context: Context,
     criteria: AppointmentCriteria,
     wants: ConnectionWants,
+    args: ConnectionArgs,
     scope: tuple[object, ...],
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
     *,
-    has_rows: bool,
+    has_rows: bool = True,
 ) -> Page:
     window = await appointments_page(
         context.upstream,
         criteria,
+        args,
         scope=scope_key(*criteria.scope(*scope)),
-        first=first,
-        after=after,
-        last=last,
-        before=before,
         need_items=wants.rows,
         has_rows=has_rows,
     )

@@ -22,6 +22,7 @@ from appointments_gateway.resolvers.criteria import AppointmentCriteria
 from appointments_gateway.resolvers.errors import BadUserInput, translate_upstream
 from appointments_gateway.resolvers.pagination import (
     MAX_PAGE_SIZE,
+    ConnectionArgs,
     Fetched,
     PageRequest,
     PaginationError,
@@ -36,16 +37,13 @@ __all__ = ["appointments_page", "combined_rows", "record_id"]
 async def appointments_page(
     session: ClinikoSession,
     criteria: AppointmentCriteria,
+    args: ConnectionArgs,
     *,
     scope: str,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
     need_items: bool = True,
     has_rows: bool = True,
 ) -> Slice[AppointmentRecord]:
-    """One connection page of the appointments matching ``criteria``.
+    """The window ``args`` of the appointments matching ``criteria``.
 
     ``has_rows=False`` says the caller knows the list is empty (a series' first
     appointment whose row says it has no repeats): the page is answered with no call.
@@ -66,14 +64,7 @@ async def appointments_page(
 
     try:
         return await paginate(
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            scope=scope,
-            fetch=fetch,
-            key=record_id,
-            need_items=need_items,
+            **args._asdict(), scope=scope, fetch=fetch, key=record_id, need_items=need_items
         )
     except PaginationError as exc:
         raise BadUserInput(str(exc)) from None

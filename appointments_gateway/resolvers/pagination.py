@@ -117,12 +117,13 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeAlias, TypeVar
+from typing import Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 __all__ = [
     "DEFAULT_FIRST",
     "MAX_PAGE_SIZE",
     "MAX_WINDOW",
+    "ConnectionArgs",
     "Edge",
     "Fetch",
     "Fetched",
@@ -161,6 +162,18 @@ AnchorStatus: TypeAlias = Literal["unchecked", "ok", "moved", "lost"]
 
 class PaginationError(ValueError):
     """Bad arguments or cursor; message is safe to show a user (becomes BAD_USER_INPUT)."""
+
+
+class ConnectionArgs(NamedTuple):
+    """A connection field's Relay arguments as the client gave them (see *Window*).
+
+    ``paginate(**args._asdict(), …)`` takes them as they are.
+    """
+
+    first: int | None
+    after: str | None
+    last: int | None
+    before: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from appointments_gateway.resolvers import connections
 from appointments_gateway.resolvers.errors import BadUserInput, NotFound
 from appointments_gateway.resolvers.ids import parse_global_id, parse_id
 from appointments_gateway.resolvers.nodes import load_nodes, not_found
+from appointments_gateway.resolvers.pagination import ConnectionArgs
 from appointments_gateway.resolvers.prefetch import NOTHING
 from appointments_gateway.resolvers.relations import APPOINTMENT
 from appointments_gateway.schema.arguments import After, Before, First, Last, LookupId
@@ -94,16 +95,12 @@ async def _appointments(
         strawberry.argument(description="Sort order; default `startsAt` ascending."),
     ] = None,
 ) -> AppointmentConnection:
-    page = await connections.appointments(
-        info.context,
-        to_criteria(filter, order_by),
-        connection_wants(info.selected_fields),
-        first=first,
-        after=after,
-        last=last,
-        before=before,
+    criteria = to_criteria(filter, order_by)
+    wants = connection_wants(info.selected_fields)
+    args = ConnectionArgs(first, after, last, before)
+    return AppointmentConnection.of_page(
+        await connections.appointments(info.context, criteria, wants, args)
     )
-    return AppointmentConnection.of_page(page)
 
 
 @strawberry.type(description="The entry points for reading appointments and related records.")

@@ -26,7 +26,7 @@ from strawberry.types.base import StrawberryOptional, get_object_definition
 from appointments_gateway.resolvers import connections
 from appointments_gateway.resolvers.ids import to_global_id
 from appointments_gateway.resolvers.nodes import Nodes
-from appointments_gateway.resolvers.pagination import Slice
+from appointments_gateway.resolvers.pagination import ConnectionArgs, Slice
 from appointments_gateway.resolvers.prefetch import Prefetched, load_related, missing_link
 from appointments_gateway.resolvers.relations import APPOINTMENT, RELATIONS
 from appointments_gateway.schema.arguments import (
@@ -273,16 +273,11 @@ class Appointment(Node):
         last: Last = None,
         before: Before = None,
     ) -> AppointmentConnection:
-        page = await connections.repeats(
-            info.context,
-            self.record,
-            connection_wants(info.selected_fields),
-            first=first,
-            after=after,
-            last=last,
-            before=before,
+        wants = connection_wants(info.selected_fields)
+        args = ConnectionArgs(first, after, last, before)
+        return AppointmentConnection.of_page(
+            await connections.repeats(info.context, self.record, wants, args)
         )
-        return AppointmentConnection.of_page(page)
 
     @strawberry.field(
         description="Whether another booking of the practitioner overlaps it. One upstream "
@@ -350,19 +345,14 @@ def _appointments_of(column: str, description: str) -> Any:
         filter: ParentFilter = None,
         order_by: ParentOrder = None,
     ) -> AppointmentConnection:
-        selected = info.selected_fields  # converted from the AST on every access: once here
-        page = await connections.of_parent(
-            info.context,
-            column,
-            root.cliniko_id,
-            to_criteria(filter, order_by),
-            connection_wants(selected),
-            first=first,
-            after=after,
-            last=last,
-            before=before,
+        criteria = to_criteria(filter, order_by)
+        wants = connection_wants(info.selected_fields)
+        args = ConnectionArgs(first, after, last, before)
+        return AppointmentConnection.of_page(
+            await connections.of_parent(
+                info.context, column, root.cliniko_id, criteria, wants, args
+            )
         )
-        return AppointmentConnection.of_page(page)
 
     return strawberry.field(resolver=resolve, description=description)
 
