@@ -54,32 +54,34 @@ class UserError:
     code: str = strawberry.field(description=f"A stable code to branch on: one of {_CODES}.")
 
 
-_APPOINTMENT = "The appointment as Cliniko now has it; null when there are `userErrors`."
-_USER_ERRORS = "Problems with the input; empty on success."
+@strawberry.type(description="What every mutation answers (never in the schema itself).")
+class _Payload:
+    appointment: Appointment | None = strawberry.field(
+        description="The appointment as Cliniko now has it; null when there are `userErrors`."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Problems with the input; empty on success."
+    )
 
 
 @strawberry.type(description="The result of `createAppointment`.")
-class CreateAppointmentPayload:
-    appointment: Appointment | None = strawberry.field(description=_APPOINTMENT)
-    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
+class CreateAppointmentPayload(_Payload):
+    pass
 
 
 @strawberry.type(description="The result of `updateAppointment`.")
-class UpdateAppointmentPayload:
-    appointment: Appointment | None = strawberry.field(description=_APPOINTMENT)
-    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
+class UpdateAppointmentPayload(_Payload):
+    pass
 
 
 @strawberry.type(description="The result of `cancelAppointment`.")
-class CancelAppointmentPayload:
-    appointment: Appointment | None = strawberry.field(description=_APPOINTMENT)
-    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
+class CancelAppointmentPayload(_Payload):
+    pass
 
 
 @strawberry.type(description="The result of `archiveAppointment`.")
-class ArchiveAppointmentPayload:
-    appointment: Appointment | None = strawberry.field(description=_APPOINTMENT)
-    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
+class ArchiveAppointmentPayload(_Payload):
+    pass
 
 
 async def _parts(
