@@ -25,12 +25,14 @@ from strawberry.schema.config import StrawberryConfig
 from appointments_gateway.resolvers.errors import NotFound, translate_upstream
 from appointments_gateway.resolvers.lists import appointments_page
 from appointments_gateway.resolvers.pagination import ConnectionArgs, scope_key
+from appointments_gateway.resolvers.relations import RELATIONS
 from appointments_gateway.schema.errors import GatewayErrors
 from appointments_gateway.schema.extensions import UpstreamUsage
 from appointments_gateway.schema.info import Info
 from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
 from appointments_gateway.schema.scalars import DateTime
 from appointments_gateway.schema.types import (
+    RELATED_TYPES,
     Appointment,
     AppointmentConnection,
     AppointmentType,
@@ -47,9 +49,10 @@ __all__ = ["NaiveRelated", "build_naive_schema"]
 class NaiveRelated:
     """Answers each relation field with its own upstream GET, every time it is asked."""
 
-    __slots__ = ("_fetchers",)
+    __slots__ = ("_fetchers", "_session")
 
     def __init__(self, session: ClinikoSession) -> None:
+        self._session = session
         self._fetchers: dict[str, Callable[[str], Awaitable[Any]]] = {
             "patient": lambda i: _built(
                 session.patients.get(i, include_archived=True), Patient.from_record
@@ -76,7 +79,23 @@ class NaiveRelated:
     def value(self, relation: str, raw_id: str | None) -> Any:
         if raw_id is None:
             return None
-        return _Lazy(self._fetchers[relation], raw_id)
+        return _Lazy(self._fetchers.get(relation) or self._unlisted(relation), raw_id)
+
+    def _unlisted(self, relation: str) -> Callable[[str], Awaitable[Any]]:
+        """A relation added to the table since: one by-id call per object all the same."""
+        row = next(r for r in RELATIONS if r.name == relation)
+        fetch = row.fetch(self._session)
+
+        async def one(raw_id: str) -> Any:
+            with translate_upstream():
+                record = (await fetch([raw_id])).get(raw_id)
+            if record is None:
+                raise NotFound("The linked record was not found.")
+            if row.is_appointment:
+                return Appointment.from_record(record, self)
+            return RELATED_TYPES[relation].from_record(record)
+
+        return one
 
 
 class _Lazy:

@@ -17,6 +17,7 @@ from typing import TypedDict
 
 from appointments_gateway.resolvers.errors import BadUserInput
 from appointments_gateway.resolvers.ids import parse_id
+from appointments_gateway.resolvers.relations import RELATIONS
 from appointments_gateway.resolvers.user_errors import (
     INPUT,
     InputProblem,
@@ -85,13 +86,8 @@ class AppointmentChanges(TypedDict, total=False):
     repeat_rule: RepeatRuleChange | None
 
 
-_ID_TYPES = {
-    "patient_id": "Patient",
-    "practitioner_id": "Practitioner",
-    "appointment_type_id": "AppointmentType",
-    "business_id": "Business",
-    "patient_case_id": "PatientCase",
-}
+#: The type of each link a write may set, for its id's error messages (relations.py).
+_ID_TYPES = {r.attribute: r.type_name for r in RELATIONS if not r.is_appointment}
 _REQUIRED = ("starts_at", "patient_id", "practitioner_id", "appointment_type_id", "business_id")
 
 

@@ -17,14 +17,7 @@ from appointments_gateway.schema.mutations import Mutation
 from appointments_gateway.schema.observe import OperationObserver
 from appointments_gateway.schema.query import Query
 from appointments_gateway.schema.scalars import DateTime
-from appointments_gateway.schema.types import (
-    Appointment,
-    AppointmentType,
-    Business,
-    Patient,
-    PatientCase,
-    Practitioner,
-)
+from appointments_gateway.schema.types import NODE_CLASSES
 
 __all__ = [
     "DEFAULT_MAX_ALIASES",
@@ -114,7 +107,8 @@ def build_schema(
     schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
-        types=[Appointment, Patient, Practitioner, Business, AppointmentType, PatientCase],
+        # Every Relay node type, so node(id:) can return each (resolvers/relations.py).
+        types=list(NODE_CLASSES.values()),
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=[
             # First, so that it sees the errors after GatewayErrors has coded them.

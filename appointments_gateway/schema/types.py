@@ -57,6 +57,7 @@ from appointments_gateway.upstream import (
 )
 
 __all__ = [
+    "NODE_CLASSES",
     "RELATED_TYPES",
     "Appointment",
     "AppointmentConnection",
@@ -508,8 +509,11 @@ def _related_types() -> dict[str, Any]:
 
 #: Relation name → the GraphQL class of the object its field holds.
 RELATED_TYPES = _related_types()
-#: Node type name → its GraphQL class.
-_NODE_CLASSES = {relation.type_name: RELATED_TYPES[relation.name] for relation in RELATIONS}
+#: Relay node type name → its GraphQL class: appointments and what they link to.
+NODE_CLASSES = {
+    APPOINTMENT: Appointment,
+    **{relation.type_name: RELATED_TYPES[relation.name] for relation in RELATIONS},
+}
 #: ``(Appointment attribute, relation name, the row's link)`` per relation.
 _RELATION_ATTRIBUTES = [
     (relation.field, relation.name, attrgetter(relation.attribute)) for relation in RELATIONS
@@ -613,6 +617,6 @@ def node_objects(nodes: Nodes) -> list[Any | None]:
         if record is None
         else appointments[record.id]
         if type_name == APPOINTMENT
-        else _NODE_CLASSES[type_name].from_record(record)
+        else NODE_CLASSES[type_name].from_record(record)
         for (type_name, _), record in zip(nodes.asked, nodes.records, strict=True)
     ]
