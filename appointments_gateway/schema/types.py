@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from datetime import date, datetime
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import strawberry
 from strawberry.types.base import StrawberryOptional, get_object_definition
@@ -29,14 +29,7 @@ from appointments_gateway.resolvers.nodes import Nodes
 from appointments_gateway.resolvers.pagination import ConnectionArgs, Slice
 from appointments_gateway.resolvers.prefetch import Prefetched, load_related, missing_link
 from appointments_gateway.resolvers.relations import APPOINTMENT, RELATIONS
-from appointments_gateway.schema.arguments import (
-    After,
-    Before,
-    First,
-    Last,
-    ParentFilter,
-    ParentOrder,
-)
+from appointments_gateway.schema.arguments import After, Before, First, Last
 from appointments_gateway.schema.enums import (
     AppointmentStatus,
     CancellationReason,
@@ -45,7 +38,7 @@ from appointments_gateway.schema.enums import (
     repeat_type_for,
 )
 from appointments_gateway.schema.info import Info
-from appointments_gateway.schema.inputs import to_criteria
+from appointments_gateway.schema.inputs import AppointmentFilter, AppointmentOrder, to_criteria
 from appointments_gateway.schema.selection import connection_wants
 from appointments_gateway.upstream import (
     AppointmentRecord,
@@ -329,6 +322,12 @@ class AppointmentConnection:
         return cls.of(page.window, build_appointments(page.prefetched))
 
 
+_FILTER = strawberry.argument(description="Which appointments to return.")
+_ORDER = strawberry.argument(
+    description="Sort order; ties are broken by id. Default: `startsAt` ascending."
+)
+
+
 def _appointments_of(column: str, description: str) -> Any:
     """The ``appointments`` connection field of a parent type (patient, practitioner, …).
 
@@ -343,8 +342,8 @@ def _appointments_of(column: str, description: str) -> Any:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: ParentFilter = None,
-        order_by: ParentOrder = None,
+        filter: Annotated[AppointmentFilter | None, _FILTER] = None,
+        order_by: Annotated[list[AppointmentOrder] | None, _ORDER] = None,
     ) -> AppointmentConnection:
         criteria = to_criteria(filter, order_by)
         wants = connection_wants(info.selected_fields)
