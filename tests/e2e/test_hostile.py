@@ -9,6 +9,7 @@ prober asks ``/healthz`` every 20 ms; then the process gets SIGTERM mid-attack.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import re
 import signal
@@ -86,30 +87,40 @@ def test_the_gateway_stays_responsive_under_hostile_documents_and_stops_on_sigte
     attacker = threading.Thread(target=_attack, args=(endpoint, stop, hostile))
     reader = threading.Thread(target=_read, args=(endpoint, stop, reads))
 
-    with httpx.Client(timeout=5) as probe:
-        assert probe.get(f"{base}/healthz").status_code == 200
-        attacker.start()
-        reader.start()
-        slowest = 0.0
-        probes = 0
-        ended = time.monotonic() + ATTACK_SECONDS
-        while time.monotonic() < ended:
-            started = time.perf_counter()
+    # What is measured is the server. This test process holds everything the suite has
+    # built so far, and a full collection in it would stall every thread here, the
+    # prober's too: none while the probes run.
+    gc.collect()
+    gc.disable()
+    try:
+        with httpx.Client(timeout=5) as probe:
             assert probe.get(f"{base}/healthz").status_code == 200
-            slowest = max(slowest, time.perf_counter() - started)
-            probes += 1
-            time.sleep(0.02)
-        stop.set()
-        reader.join()
-        metrics = probe.get(f"{base}/metrics").text
+            attacker.start()
+            reader.start()
+            slowest = 0.0
+            probes = 0
+            ended = time.monotonic() + ATTACK_SECONDS
+            while time.monotonic() < ended:
+                started = time.perf_counter()
+                assert probe.get(f"{base}/healthz").status_code == 200
+                slowest = max(slowest, time.perf_counter() - started)
+                probes += 1
+                time.sleep(0.02)
+            stop.set()
+            reader.join()
+            metrics = probe.get(f"{base}/metrics").text
+    finally:
+        gc.enable()
 
     assert len(hostile) >= 2 * len(HOSTILE), hostile  # the attack really ran
     assert set(hostile) <= {"ran", "QUERY_TOO_COMPLEX"}, set(hostile)
     assert reads
     assert all(outcome == "ok" for outcome in reads), reads
-    assert slowest < PROBE_BOUND_SECONDS, (slowest, probes)
-    # The server's own view: the loop never waited that long for anything.
-    assert _loop_lag_over(metrics, PROBE_BOUND_SECONDS) == 0, metrics
+    # The server's own view: the loop never waited that long for anything ...
+    lagged = _loop_lag_over(metrics, PROBE_BOUND_SECONDS)
+    assert lagged == 0, (lagged, slowest, metrics)
+    # ... and the client's: every probe was answered within the bound.
+    assert slowest < PROBE_BOUND_SECONDS, (slowest, probes, _loop_lag_over(metrics, 0.05))
 
     # SIGTERM mid-attack: the server stops within a bounded time, by itself.
     stop.clear()
