@@ -151,30 +151,21 @@ class Admission:
         return AdmissionExtension(self)
 
     def check_shape(self, shape: Shape) -> GraphQLError | None:
+        """The refusal of a shape over a limit, with the figure and the limit in it."""
         limits = self.limits
         if shape.too_deep:
             return _too_complex("The document nests selections or fragments too deeply.")
-        if shape.depth > limits.max_depth:
-            return _too_complex(
-                f"The operation is nested {shape.depth} fields deep; the limit is "
-                f"{limits.max_depth}.",
-                depth=shape.depth,
-                maxDepth=limits.max_depth,
-            )
-        if shape.aliases > limits.max_aliases:
-            return _too_complex(
-                f"The operation uses {shape.aliases} aliases (fragments counted each time "
-                f"they are spread); the limit is {limits.max_aliases}.",
-                aliases=shape.aliases,
-                maxAliases=limits.max_aliases,
-            )
-        if shape.selections > limits.max_selections:
-            return _too_complex(
-                f"The operation selects {shape.selections} fields (fragments counted each "
-                f"time they are spread); the limit is {limits.max_selections}.",
-                selections=shape.selections,
-                maxSelections=limits.max_selections,
-            )
+        spread = "(fragments counted each time they are spread)"
+        for figure, limit, key, what in (
+            (shape.depth, limits.max_depth, "depth", "is nested {} fields deep"),
+            (shape.aliases, limits.max_aliases, "aliases", "uses {} aliases " + spread),
+            (shape.selections, limits.max_selections, "selections", "selects {} fields " + spread),
+        ):
+            if figure > limit:
+                return _too_complex(
+                    f"The operation {what.format(figure)}; the limit is {limit}.",
+                    **{key: figure, "max" + key[0].upper() + key[1:]: limit},
+                )
         return None
 
     def outcome(
