@@ -110,6 +110,25 @@ def wait_until_serving(root: str, timeout: float = STARTUP_SECONDS) -> None:
     raise AssertionError(f"{root}/healthz never answered")
 
 
+def serve_on_sandbox(cli: list[Running], *args: str) -> tuple[Running, str, str]:
+    """``serve`` on the embedded sandbox, free ports, answering: (process, endpoint, root)."""
+    running = start_cli("serve", "--port", "0", "--sandbox-port", "0", *args)
+    cli.append(running)
+    endpoint = running.wait_for("GraphQL endpoint:")
+    root = endpoint.removesuffix("/graphql")
+    wait_until_serving(root)
+    return running, endpoint, root
+
+
+def refused_at_start(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with a configuration it must refuse: exit 2, a configuration error."""
+    done = subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "configuration error" in done.stderr
+    assert "GraphQL endpoint" not in done.stdout  # it never started serving
+    return done
+
+
 @pytest.fixture
 def cli() -> Iterator[list[Running]]:
     """Collects started processes and stops every one of them after the test."""

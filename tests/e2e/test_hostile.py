@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bench.attacks import alias_fanout, chain, duplicate_fields, fanout, sibling_fragments, wide
-from tests.e2e.conftest import Running, start_cli, wait_until_serving
+from tests.e2e.conftest import Running, serve_on_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -76,11 +76,7 @@ def _loop_lag_over(metrics: str, seconds: float) -> int:
 def test_the_gateway_stays_responsive_under_hostile_documents_and_stops_on_sigterm(
     cli: list[Running],
 ):
-    running = start_cli("serve", "--port", "0", "--sandbox-port", "0")
-    cli.append(running)
-    endpoint = running.wait_for("GraphQL endpoint:")
-    base = endpoint.removesuffix("/graphql")
-    wait_until_serving(base)
+    running, endpoint, base = serve_on_sandbox(cli)
     stop = threading.Event()
     hostile: list[str] = []
     reads: list[str] = []

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Running, start_cli
+from tests.e2e.conftest import Running, serve_on_sandbox
 
 pytestmark = pytest.mark.e2e
 
 
 def test_serve_prints_json_operation_lines_without_variables(cli: list[Running]):
-    running = start_cli("serve", "--port", "0", "--sandbox-port", "0")
-    cli.append(running)
-    endpoint = running.wait_for("GraphQL endpoint:")
-    root = endpoint.removesuffix("/graphql")
+    running, endpoint, root = serve_on_sandbox(cli)
     marker = "Zoë-Secret-Note-91"
     with httpx.Client(timeout=10) as http:
-        for _ in range(100):
-            try:
-                if http.get(f"{root}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
         response = http.post(
             endpoint,
             json={
