@@ -20,6 +20,18 @@ ANCHOR = datetime(2025, 3, 10, tzinfo=UTC)  # a Monday
 BASE_URL = "http://sandbox.test"
 API = f"{BASE_URL}/v1"
 
+# Each list a replica polls, with the filters that lift its hidden-row rules. Practitioners have
+# no hidden rows (and document no archived_at filter): they are split by /inactive instead.
+SYNC_POLLS: dict[str, tuple[str, ...]] = {
+    "/v1/individual_appointments": ("cancelled_at:*", "archived_at:*", "deleted_at:*"),
+    "/v1/patients": ("archived_at:*",),
+    "/v1/practitioners": (),
+    "/v1/practitioners/inactive": (),
+    "/v1/businesses": ("archived_at:*", "deleted_at:*"),
+    "/v1/appointment_types": ("archived_at:*",),
+    "/v1/patient_cases": ("archived_at:*",),
+}
+
 
 def config(**overrides: Any) -> SandboxConfig:
     """A config with the fixed anchor and the rate limit off unless a test turns it on."""
@@ -79,3 +91,28 @@ def link_id(obj: dict[str, Any]) -> str:
     """The id at the end of a relation's links.self."""
     url: str = obj["links"]["self"]
     return url.rsplit("/", 1)[-1]
+
+
+def now_second() -> str:
+    """The current whole second in Cliniko's format: what a write made now stamps.
+
+    Every seeded ``updated_at`` is at or before ``ANCHOR``, long before the wall clock, so
+    rows a test changes are exactly the rows a poll from this instant finds.
+    """
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def changed_since(
+    client: httpx.AsyncClient, path: str, since: str, *, op: str = ">="
+) -> list[dict[str, Any]]:
+    """Every row a replica's poll of ``path`` from ``since`` finds, in the poll's order."""
+    params = {"q[]": [f"updated_at:{op}{since}", *SYNC_POLLS[path]], "sort": "updated_at,id"}
+    return await fetch_all(client, path, params)
+
+
+async def total_entries(client: httpx.AsyncClient, path: str, *filters: str) -> int:
+    """``total_entries`` of a ``per_page=1`` request: how a replica counts rows."""
+    response = await client.get(path, params={"q[]": list(filters), "per_page": 1})
+    assert response.status_code == 200, response.text
+    total: int = response.json()["total_entries"]
+    return total

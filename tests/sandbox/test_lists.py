@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from .conftest import API, client_for
+from .conftest import API, SYNC_POLLS, client_for, fetch_all, total_entries
 
 RELATED = ("patients", "practitioners", "businesses", "appointment_types", "patient_cases")
 
@@ -158,6 +158,27 @@ async def test_id_breaks_ties_so_pages_never_overlap(client: httpx.AsyncClient) 
     assert len({a["starts_at"] for a in rows}) < len(rows)  # there really are ties
     assert keys == sorted(keys)
     assert len({a["id"] for a in rows}) == 20
+
+
+@pytest.mark.parametrize("path", SYNC_POLLS)
+async def test_sort_by_updated_at_orders_every_list_with_id_breaking_ties(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    hidden = list(SYNC_POLLS[path])
+    for sort in ("updated_at", "updated_at,id", "updated_at:asc,id:asc"):
+        rows = await fetch_all(client, path, {"sort": sort, "q[]": hidden})
+        keys = [(r["updated_at"], int(r["id"])) for r in rows]
+        assert keys, path
+        assert keys == sorted(keys), (path, sort)
+        assert len(keys) == len(set(keys)) == await total_entries(client, path, *hidden)
+
+
+async def test_updated_at_ties_are_real_so_the_id_tie_breaker_matters(
+    client: httpx.AsyncClient,
+) -> None:
+    path = "/v1/individual_appointments"
+    rows = await fetch_all(client, path, {"sort": "updated_at", "q[]": list(SYNC_POLLS[path])})
+    assert len({r["updated_at"] for r in rows}) < len(rows)
 
 
 async def test_sort_by_id_is_allowed(client: httpx.AsyncClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,16 @@ from starlette.applications import Starlette
 
 from appointments_gateway.sandbox import DEMO_KEY_B, create_sandbox_app
 
-from .conftest import API, client_for, config, fetch_all, link_id, state_of
+from .conftest import (
+    API,
+    changed_since,
+    client_for,
+    config,
+    fetch_all,
+    link_id,
+    now_second,
+    state_of,
+)
 
 APPOINTMENTS = "/v1/individual_appointments"
 START = "2030-01-07T01:00:00Z"
@@ -521,6 +531,93 @@ async def test_archive_and_deprecated_delete_both_archive(
         f"{created['links']['self']}/cancel", json={"cancellation_reason": 10}
     )
     assert cancel.status_code == 404
+
+
+# --- updated_at: what a replica's poll sees ---------------------------------------------
+
+
+async def _patch_notes(client: httpx.AsyncClient, url: str) -> int:
+    return (await client.patch(url, json={"notes": "Changed by API"})).status_code
+
+
+async def _cancel(client: httpx.AsyncClient, url: str) -> int:
+    return (await client.patch(f"{url}/cancel", json={"cancellation_reason": 10})).status_code
+
+
+async def _archive(client: httpx.AsyncClient, url: str) -> int:
+    return (await client.post(f"{url}/archive")).status_code
+
+
+async def _delete(client: httpx.AsyncClient, url: str) -> int:
+    return (await client.delete(url)).status_code
+
+
+Write = Callable[[httpx.AsyncClient, str], Awaitable[int]]
+
+
+@pytest.mark.parametrize(
+    ("write", "status"),
+    [(_patch_notes, 200), (_cancel, 204), (_archive, 204), (_delete, 204)],
+)
+async def test_every_api_change_stamps_updated_at_and_the_poll_finds_exactly_it(
+    client: httpx.AsyncClient, write: Write, status: int
+) -> None:
+    seeded = (await client.get(APPOINTMENTS, params={"per_page": 1})).json()
+    original = seeded["individual_appointments"][0]
+    before = now_second()
+    assert await write(client, original["links"]["self"]) == status
+    after = now_second()
+    changed = await get_any(client, original["id"])
+    assert original["updated_at"] < before <= changed["updated_at"] <= after
+    polled = await changed_since(client, APPOINTMENTS, before)
+    assert polled == [changed]
+
+
+async def test_create_stamps_created_at_and_updated_at_and_the_poll_finds_it(
+    client: httpx.AsyncClient,
+) -> None:
+    refs = await references(client)
+    before = now_second()
+    rule = {"repeat_type": "Weekly", "number_of_repeats": 2}
+    origin = await create(client, body_for(refs, repeat_rule=rule))
+    after = now_second()
+    assert before <= origin["created_at"] == origin["updated_at"] <= after
+    polled = await changed_since(client, APPOINTMENTS, before)
+    assert len(polled) == 3  # the origin and its two repeats
+    assert {a["updated_at"] for a in polled} == {origin["updated_at"]}
+
+
+async def test_a_series_cancel_stamps_every_appointment_it_touches(
+    client: httpx.AsyncClient,
+) -> None:
+    children = await fetch_all(client, APPOINTMENTS, {"q[]": "repeated_from_id:?"})
+    series: dict[str, list[dict[str, Any]]] = {}
+    for child in children:
+        series.setdefault(link_id(child["repeated_from"]), []).append(child)
+    longest = max(series.values(), key=len)
+    assert len(longest) >= 3
+    longest.sort(key=lambda a: a["starts_at"])
+    pick = longest[1]
+    touched = {a["id"] for a in longest if a["starts_at"] >= pick["starts_at"]}
+    before = now_second()
+    response = await client.patch(
+        f"{pick['links']['self']}/cancel",
+        json={"cancellation_reason": 20, "apply_to_repeats": True},
+    )
+    assert response.status_code == 204
+    polled = await changed_since(client, APPOINTMENTS, before)
+    assert {a["id"] for a in polled} == touched
+    assert all(a["cancelled_at"] == a["updated_at"] >= before for a in polled)
+
+
+async def test_archiving_an_archived_appointment_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    archived = (await client.get(APPOINTMENTS, params={"q[]": "archived_at:?"})).json()
+    row = archived["individual_appointments"][0]
+    before = now_second()
+    assert (await client.post(f"{row['links']['self']}/archive")).status_code == 204
+    assert await changed_since(client, APPOINTMENTS, before) == []
 
 
 # --- conflicts ---------------------------------------------------------------------------
