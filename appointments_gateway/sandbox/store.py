@@ -68,6 +68,7 @@ CREATE TABLE appointments (
     invoice_status INTEGER, treatment_note_status INTEGER,
     repeat_type TEXT, repeating_interval INTEGER, number_of_repeats INTEGER);
 CREATE INDEX appointments_by_created ON appointments (account, created_at);
+CREATE INDEX appointments_by_updated ON appointments (account, updated_at);
 CREATE INDEX appointments_by_practitioner ON appointments (practitioner_id, starts_at);
 CREATE INDEX appointments_by_patient ON appointments (patient_id);
 CREATE INDEX appointments_by_series ON appointments (repeated_from_id);
