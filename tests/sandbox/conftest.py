@@ -20,6 +20,8 @@ ANCHOR = datetime(2025, 3, 10, tzinfo=UTC)  # a Monday
 BASE_URL = "http://sandbox.test"
 API = f"{BASE_URL}/v1"
 
+START = "2030-01-07T01:00:00Z"  # a free slot for new appointments
+
 # Each list a replica polls, with the filters that lift its hidden-row rules. Practitioners have
 # no hidden rows (and document no archived_at filter): they are split by /inactive instead.
 SYNC_POLLS: dict[str, tuple[str, ...]] = {
@@ -116,3 +118,46 @@ async def total_entries(client: httpx.AsyncClient, path: str, *filters: str) -> 
     assert response.status_code == 200, response.text
     total: int = response.json()["total_entries"]
     return total
+
+
+async def references(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Valid ids of account A: a patient case with its patient, and the rest."""
+    case = (await client.get("/v1/patient_cases", params={"per_page": 1})).json()["patient_cases"][
+        0
+    ]
+    practitioner = (await client.get("/v1/practitioners", params={"per_page": 1})).json()
+    types = (await client.get("/v1/appointment_types", params={"per_page": 1})).json()
+    business = (await client.get("/v1/businesses", params={"per_page": 1})).json()
+    appointment_type = types["appointment_types"][0]
+    return {
+        "patient_id": link_id(case["patient"]),
+        "practitioner_id": practitioner["practitioners"][0]["id"],
+        "appointment_type_id": appointment_type["id"],
+        "business_id": business["businesses"][0]["id"],
+        "case_id": case["id"],
+        "duration": appointment_type["duration_in_minutes"],
+    }
+
+
+def body_for(refs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A create body from ``references()``, starting at ``START`` unless overridden."""
+    body = {
+        "patient_id": refs["patient_id"],
+        "practitioner_id": refs["practitioner_id"],
+        "appointment_type_id": refs["appointment_type_id"],
+        "business_id": refs["business_id"],
+        "starts_at": START,
+    }
+    body.update(overrides)
+    return body
+
+
+async def get_any(client: httpx.AsyncClient, appointment_id: str) -> dict[str, Any]:
+    """An appointment through the API, whatever its state (hidden rows included)."""
+    response = await client.get(
+        f"/v1/individual_appointments/{appointment_id}",
+        params={"q[]": ["cancelled_at:*", "archived_at:*", "deleted_at:*"]},
+    )
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found

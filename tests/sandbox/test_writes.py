@@ -17,48 +17,20 @@ from appointments_gateway.sandbox import DEMO_KEY_B, create_sandbox_app
 
 from .conftest import (
     API,
+    START,
+    body_for,
     changed_since,
     client_for,
     config,
     fetch_all,
+    get_any,
     link_id,
     now_second,
+    references,
     state_of,
 )
 
 APPOINTMENTS = "/v1/individual_appointments"
-START = "2030-01-07T01:00:00Z"
-
-
-async def references(client: httpx.AsyncClient) -> dict[str, Any]:
-    """Valid ids of account A: a patient case with its patient, and the rest."""
-    case = (await client.get("/v1/patient_cases", params={"per_page": 1})).json()["patient_cases"][
-        0
-    ]
-    practitioner = (await client.get("/v1/practitioners", params={"per_page": 1})).json()
-    types = (await client.get("/v1/appointment_types", params={"per_page": 1})).json()
-    business = (await client.get("/v1/businesses", params={"per_page": 1})).json()
-    appointment_type = types["appointment_types"][0]
-    return {
-        "patient_id": link_id(case["patient"]),
-        "practitioner_id": practitioner["practitioners"][0]["id"],
-        "appointment_type_id": appointment_type["id"],
-        "business_id": business["businesses"][0]["id"],
-        "case_id": case["id"],
-        "duration": appointment_type["duration_in_minutes"],
-    }
-
-
-def body_for(refs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    body = {
-        "patient_id": refs["patient_id"],
-        "practitioner_id": refs["practitioner_id"],
-        "appointment_type_id": refs["appointment_type_id"],
-        "business_id": refs["business_id"],
-        "starts_at": START,
-    }
-    body.update(overrides)
-    return body
 
 
 def at(text: str) -> datetime:
@@ -70,16 +42,6 @@ async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, A
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def get_any(client: httpx.AsyncClient, appointment_id: str) -> dict[str, Any]:
-    response = await client.get(
-        f"{APPOINTMENTS}/{appointment_id}",
-        params={"q[]": ["cancelled_at:*", "archived_at:*", "deleted_at:*"]},
-    )
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
 
 
 # --- create ------------------------------------------------------------------------------
