@@ -131,10 +131,14 @@ class Server:
         self.stop()
 
 
-def sandbox(latency_ms: float, log_dir: Path) -> Server:
-    """``appointments-gateway sandbox`` with the given latency and no rate limit."""
+def sandbox(latency_ms: float, log_dir: Path, *, rate_limit: int = 0, tag: str = "") -> Server:
+    """``appointments-gateway sandbox`` with the given latency; no rate limit unless given.
+
+    The front-desk scenario passes Cliniko's 200/min, since running out of it is what it
+    measures; ``tag`` keeps each of its runs' logs apart.
+    """
     return Server.start(
-        f"sandbox-{latency_ms:g}ms",
+        f"sandbox-{latency_ms:g}ms{'-' + tag if tag else ''}",
         [
             str(BIN / "appointments-gateway"),
             "sandbox",
@@ -143,7 +147,7 @@ def sandbox(latency_ms: float, log_dir: Path) -> Server:
             "--latency-ms",
             f"{latency_ms:g}",
             "--rate-limit",
-            "0",
+            str(rate_limit),
         ],
         url_line="Sandbox Cliniko API",
         log_dir=log_dir,
@@ -151,8 +155,13 @@ def sandbox(latency_ms: float, log_dir: Path) -> Server:
     )
 
 
-def gateway(upstream: str, api_key: str, log_dir: Path, *, tag: str) -> Server:
-    """``appointments-gateway serve`` against ``upstream``; the key goes in the environment."""
+def gateway(
+    upstream: str, api_key: str, log_dir: Path, *, tag: str, env: dict[str, str] | None = None
+) -> Server:
+    """``appointments-gateway serve`` against ``upstream``; the key goes in the environment.
+
+    ``env`` overrides the bench's defaults (``_gateway_env``), e.g. ``GATEWAY_SYNC``.
+    """
     return Server.start(
         f"gateway-{tag}",
         [
@@ -164,7 +173,7 @@ def gateway(upstream: str, api_key: str, log_dir: Path, *, tag: str) -> Server:
             "0",
         ],
         url_line="GraphQL endpoint",
-        env=_gateway_env(api_key),
+        env={**_gateway_env(api_key), **(env or {})},
         log_dir=log_dir,
         health_path="/healthz",
     )
@@ -173,7 +182,13 @@ def gateway(upstream: str, api_key: str, log_dir: Path, *, tag: str) -> Server:
 def _gateway_env(api_key: str) -> dict[str, str]:
     # The sandbox's rate limit is off for the benchmark, so the gateway's own per-key
     # upstream budget (Cliniko's 200/min) is off too; a gateway without one ignores this.
-    return {"CLINIKO_API_KEY": api_key, "GATEWAY_UPSTREAM_RATE_LIMIT": "0"}
+    # GATEWAY_SYNC=off: the suite measures the upstream path (every read goes to the
+    # sandbox), so the per-key replica stays off; a gateway without one ignores this too.
+    return {
+        "CLINIKO_API_KEY": api_key,
+        "GATEWAY_UPSTREAM_RATE_LIMIT": "0",
+        "GATEWAY_SYNC": "off",
+    }
 
 
 def bench_server(
