@@ -17,6 +17,12 @@ and gateway (``appointments-gateway serve``), as users run them:
 ``--profile`` adds a third phase: the real schema served by ``bench.server`` under
 cProfile at 0 ms, N calendars, and the top functions written to
 ``bench/results/profile-calendar.txt``.
+
+Every gateway in those phases runs with ``GATEWAY_SYNC=off`` (``procs._gateway_env``), so
+they keep measuring the upstream path once the per-key replica exists.  Last comes the
+front-desk scenario (``bench/frontdesk.py``, ``MAKE_BENCH_PLAN``): receptionists and
+outside edits on one key with the sandbox's 200/min limit on, sync on and off, its table
+appended to the report (``--no-frontdesk`` leaves it out).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import httpx
 import orjson
 
 from appointments_gateway.sandbox import DEMO_KEY_A
-from bench import procs
+from bench import frontdesk, procs
 from bench.ops import Bound, Fixture, Operation, document, operations, upcoming_from
 
 __all__ = ["main"]
@@ -133,6 +139,7 @@ class Settings:
     profile: bool
     profile_ops: int
     label: str = ""
+    frontdesk: frontdesk.Plan | None = None
 
 
 # -- measuring ------------------------------------------------------------------------
@@ -649,7 +656,11 @@ async def run(s: Settings) -> tuple[str, str]:
         await phase_latency(rows, base, now, s, log_dir)
         if s.profile:
             await phase_profile(base, now, s, log_dir)
-    return render(rows, base, s, started), base.profile
+        desk = await frontdesk.run_plan(s.frontdesk, log_dir) if s.frontdesk else None
+    report = render(rows, base, s, started)
+    if desk is not None:
+        report += "\n" + frontdesk.render(desk)
+    return report, base.profile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -664,7 +675,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few samples: check it runs")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--label", default="", help="what code is measured (default: git HEAD)")
+    parser.add_argument("--no-frontdesk", action="store_true", help="skip the front-desk runs")
     args = parser.parse_args(argv)
+    desk = frontdesk.MAKE_BENCH_PLAN
+    if args.quick:  # one short run without sync: checks that it runs, measures nothing
+        desk = frontdesk.Plan(runs=(("off", 10),), timing=frontdesk.QUICK_TIMING)
     s = Settings(
         latency_ms=args.latency_ms,
         latency_samples=5 if args.quick else args.samples,
@@ -675,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         profile_ops=20 if args.quick else args.profile_ops,
         label=args.label,
+        frontdesk=None if args.no_frontdesk else desk,
     )
     started = time.perf_counter()
     report, profile = asyncio.run(run(s))
