@@ -191,8 +191,11 @@ class UpstreamClient:
         """Close the pool; the client cannot be reopened (httpx forbids it)."""
         await self._http.aclose()
 
-    def session(self, credential: Credential) -> ClinikoSession:
+    def session(self, credential: Credential, *, background: bool = False) -> ClinikoSession:
         """A light session for one credential, typically one GraphQL operation.
+
+        ``background``: its calls take only budget that interactive reads leave, and never
+        wait for it (``Governor.acquire_background``); the replica's sync uses one.
 
         Raises:
             UnsafeUserAgent: the credential points at real Cliniko and the
@@ -203,7 +206,7 @@ class UpstreamClient:
                 "Cliniko requires a User-Agent of the form 'Name (email@domain)'; "
                 "refusing to call a cliniko.com host without one."
             )
-        return ClinikoSession(self, credential)
+        return ClinikoSession(self, credential, background=background)
 
     async def probe(self, url: str) -> int:
         """One unauthenticated GET, for readiness: the status, whatever it is.
@@ -231,6 +234,7 @@ class UpstreamClient:
         *,
         key: str,
         deadline: float | None = None,
+        background: bool = False,
     ) -> httpx.Response:
         """Send with retries (see :mod:`.retry`); return a 2xx or raise an UpstreamError.
 
@@ -247,7 +251,9 @@ class UpstreamClient:
         retried_after_429 = False
         with translate_errors(method, route):
             while True:
-                if governor is not None:
+                if governor is not None and background:
+                    await governor.acquire_background(key, method=method, route=route)
+                elif governor is not None:
                     waited += await governor.acquire(
                         key,
                         max_wait=_allowance(governor, waited, deadline),
@@ -280,6 +286,7 @@ class UpstreamClient:
                         until = await governor.rate_limited(key, error)
                         if (
                             method in IDEMPOTENT_METHODS
+                            and not background
                             and not retried_after_429
                             and until - governor.now() <= _allowance(governor, waited, deadline)
                         ):
@@ -328,6 +335,7 @@ class ClinikoSession:
         "_upstream",
         "appointment_types",
         "appointments",
+        "background",
         "businesses",
         "credential",
         "deadline",
@@ -337,9 +345,13 @@ class ClinikoSession:
         "stats",
     )
 
-    def __init__(self, upstream: UpstreamClient, credential: Credential) -> None:
+    def __init__(
+        self, upstream: UpstreamClient, credential: Credential, *, background: bool = False
+    ) -> None:
         self._upstream = upstream
         self.credential = credential
+        #: Calls take only budget interactive reads leave, and never wait for it.
+        self.background = background
         self.stats = RequestStats()
         #: A ``time.monotonic()`` instant past which no request waits for the rate
         #: budget (the operation's deadline); ``None``: only the governor's max_wait.
@@ -416,6 +428,7 @@ class ClinikoSession:
                     self.stats,
                     key=self.credential.fingerprint,
                     deadline=deadline,
+                    background=self.background,
                 )
         except TimeoutError:
             if not scope.expired():

@@ -56,6 +56,17 @@ The budget lives in a :class:`~appointments_gateway.state.SharedState` under the
 credential's fingerprint (never the key), so replicas can share it through Redis; with the
 default :class:`~appointments_gateway.state.InMemoryState` each process keeps its own, and
 the per-process limit must be divided by the number of processes serving one key.
+
+**Background requests** (the replica's sync, DESIGN.md §8) take what interactive reads
+leave: :meth:`Governor.acquire_background` never waits and never queues.  It takes a token
+from a second bucket per key, sized by the proof above so that it lets out at most
+``background_share`` of the limit in any window, and then one from the key's own bucket only
+while that bucket holds more than ``background_reserve`` tokens (taken as GCRA with the
+capacity lowered by the reserve, so the same atomic step works in Redis).  Under pressure the
+key's bucket stays below the reserve, the background caller is refused at once, and its
+interval stretches.  So a burst of up to ``background_reserve`` interactive calls always finds
+its tokens, and sync never takes a token from a bucket that reads have drawn down: what sync
+spends comes out of budget that would otherwise have gone unused.
 """
 
 from __future__ import annotations
@@ -109,6 +120,8 @@ class GovernorStats:
         refused: attempts refused with :class:`RateBudgetExhausted`.
         upstream_429s: 429 answers from Cliniko despite the budget.
         retried_after_429: idempotent reads sent again after a 429's pause.
+        background_granted: background (sync) attempts let through.
+        background_refused: background attempts refused (they never wait).
     """
 
     granted: int = 0
@@ -117,6 +130,8 @@ class GovernorStats:
     refused: int = 0
     upstream_429s: int = 0
     retried_after_429: int = 0
+    background_granted: int = 0
+    background_refused: int = 0
 
 
 async def _sleep(seconds: float) -> None:
@@ -144,6 +159,9 @@ class Governor:
         "_clock",
         "_sleep",
         "_state",
+        "background_capacity",
+        "background_rate",
+        "background_reserve",
         "burst",
         "limit",
         "margin",
@@ -164,6 +182,7 @@ class Governor:
         max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = _sleep,
+        background_share: float = 0.2,
     ) -> None:
         if limit < 0 or limit == 1:
             raise ValueError(
@@ -188,6 +207,18 @@ class Governor:
         self.margin = margin
         self.max_wait = max_wait
         self.rate_per_second = (limit - burst) / (window + margin) if limit else 0.0
+        if not (math.isfinite(background_share) and 0.0 <= background_share <= 1.0):
+            raise ValueError(f"background_share must be within 0..1, got {background_share}.")
+        # The background bucket obeys the same bound as the key's: capacity plus what
+        # refills in a window and its margin is the share of the limit, never more.
+        share = background_share * limit
+        self.background_capacity = max(1.0, min(burst / 2, share / 4))
+        #: Background requests per second at most (0: no background requests at all).
+        self.background_rate = (
+            max(0.0, share - self.background_capacity) / (window + margin) if limit else 0.0
+        )
+        #: Tokens of the key's bucket that background requests never take.
+        self.background_reserve = burst // 2
         self.stats = GovernorStats()
 
     def __repr__(self) -> str:
@@ -255,6 +286,52 @@ class Governor:
                 self.stats.waits += 1
                 self.stats.waited_seconds += waited
             return waited
+
+    async def acquire_background(self, key: str, *, method: str = "", route: str = "") -> None:
+        """Take a token for a background request now, or raise: never waits (module doc).
+
+        Raises:
+            RateBudgetExhausted: the background share is spent, the key's bucket is down
+                to its reserve for interactive reads, or the key is paused after a 429.
+        """
+        if not self.enabled:
+            return
+        if self.background_rate <= 0:
+            self._refuse_background(self.window, method, route)
+        bucket = _bucket(key)
+        now = self._clock()
+        until = await self._state.paused_until(bucket, now=now)
+        if until is not None:
+            self._refuse_background(until - now, method, route)
+        wait = await self._state.take_tokens(
+            f"{bucket}:background",
+            rate_per_second=self.background_rate,
+            capacity=self.background_capacity,
+            now=now,
+        )
+        if wait > 0:
+            self._refuse_background(wait, method, route)
+        wait = await self._state.take_tokens(
+            bucket,
+            rate_per_second=self.rate_per_second,
+            capacity=max(1.0, self.burst - self.background_reserve),
+            now=now,
+        )
+        if wait > 0:
+            # The background token is lost: that only ever sends less.
+            self._refuse_background(wait, method, route)
+        self.stats.background_granted += 1
+
+    def _refuse_background(self, retry_after: float, method: str, route: str) -> None:
+        self.stats.background_refused += 1
+        raise RateBudgetExhausted(
+            f"{method} {route}: no background budget now",
+            status_code=429,
+            reset_at=datetime.fromtimestamp(self._clock() + retry_after, UTC),
+            retry_after_seconds=retry_after,
+            method=method,
+            route=route,
+        )
 
     async def rate_limited(self, key: str, error: UpstreamRateLimited) -> float:
         """Record a 429 from Cliniko: pause ``key``; return the instant the pause ends.

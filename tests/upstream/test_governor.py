@@ -417,3 +417,91 @@ async def test_the_default_client_governs_at_cliniko_s_limit() -> None:
     async with UpstreamClient(user_agent=USER_AGENT) as client:
         assert client.governor is not None
         assert (client.governor.limit, client.governor.window) == (200, 60.0)
+
+
+# --- background (replica sync) requests --------------------------------------------------
+
+
+async def background_at(vt: VirtualTime, gov: Governor, arrival: float, sent: list[float]) -> None:
+    """A sync that tries at ``T0 + arrival`` and gives up at once when refused."""
+    await vt.sleep(T0 + arrival - vt.now)
+    try:
+        await gov.acquire_background(KEY)
+    except RateBudgetExhausted:
+        return
+    sent.append(vt.now)
+
+
+async def test_background_never_takes_more_than_its_share_in_any_window(vt: VirtualTime) -> None:
+    gov = governor(vt, background_share=0.2)
+    sent: list[float] = []
+    # A sync that would try 10 times a second for three minutes, on an idle key.
+    await vt.run(*(background_at(vt, gov, n / 10, sent) for n in range(1800)))
+    assert most_in_any_window(sent, 60.0 + gov.margin) <= 40
+    # ...and it is not starved on an idle key: close to its share each minute.
+    assert len(sent) >= 3 * 40 * 0.7
+    assert gov.stats.background_refused == 1800 - len(sent)
+    assert gov.stats.refused == 0  # a background refusal is no user's RATE_LIMITED
+
+
+async def test_background_never_waits(vt: VirtualTime) -> None:
+    gov = governor(vt, background_share=0.2)
+    for _ in range(int(gov.background_capacity)):
+        await gov.acquire_background(KEY)
+    with pytest.raises(RateBudgetExhausted) as refused:
+        await gov.acquire_background(KEY)
+    assert vt.now == T0  # no time passed: refused at once
+    assert refused.value.retry_after_seconds is not None
+    assert refused.value.retry_after_seconds > 0
+
+
+async def test_background_leaves_the_reserve_to_interactive_reads(vt: VirtualTime) -> None:
+    gov = governor(vt, background_share=1.0)
+    # Reads drew the key's bucket down to its reserve: background gets nothing...
+    for _ in range(gov.burst - gov.background_reserve):
+        assert await gov.acquire(KEY) == 0.0
+    with pytest.raises(RateBudgetExhausted):
+        await gov.acquire_background(KEY)
+    # ...while the reserve is still there for reads, without waiting.
+    for _ in range(gov.background_reserve):
+        assert await gov.acquire(KEY) == 0.0
+
+
+async def test_under_interactive_pressure_background_gets_nothing_and_reads_lose_nothing(
+    vt: VirtualTime,
+) -> None:
+    plain = governor(vt, max_wait=0.0)
+    shared = governor(vt, max_wait=0.0)
+    refused = {"plain": 0, "shared": 0}
+    synced: list[float] = []
+
+    async def read(gov: Governor, name: str, arrival: float) -> None:
+        await vt.sleep(T0 + arrival - vt.now)
+        try:
+            await gov.acquire(KEY)
+        except RateBudgetExhausted:
+            refused[name] += 1
+
+    # Reads at 250 a minute (above the budget) for two minutes; sync tries twice a second.
+    reads = [n * 60 / 250 for n in range(500)]
+    await vt.run(
+        *(read(plain, "plain", t) for t in reads),
+        *(read(shared, "shared", t) for t in reads),
+        *(background_at(vt, shared, n / 2, synced) for n in range(240)),
+    )
+    # Sync took a token only while the bucket was above the reserve (the first moments):
+    assert len(synced) <= shared.background_capacity
+    # ...and reads were refused no more often than without any sync, bar what it took.
+    assert refused["shared"] <= refused["plain"] + len(synced)
+
+
+async def test_background_respects_a_pause_and_off_means_off(vt: VirtualTime) -> None:
+    gov = governor(vt)
+    await gov.rate_limited(KEY, rate_limited(reset_at=T0 + 30))
+    with pytest.raises(RateBudgetExhausted):
+        await gov.acquire_background(KEY)
+    none = governor(vt, background_share=0.0)
+    with pytest.raises(RateBudgetExhausted):
+        await none.acquire_background(OTHER)
+    with pytest.raises(ValueError, match="background_share"):
+        governor(vt, background_share=1.5)
