@@ -36,11 +36,8 @@ it), and Cliniko's exact error wording.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -52,17 +49,32 @@ from starlette.routing import BaseRoute, Route
 
 from .accounts import DemoAccount
 from .config import SandboxConfig
-from .filters import QueryError, parse_filters, parse_page, parse_sort
+from .filters import parse_filters, parse_page, parse_sort
 from .knobs import ACCOUNT_SCOPE_KEY, FaultInjector, KnobsMiddleware, RateLimiter, Stats
-from .payloads import appointment_payload, related_payload
+from .payloads import appointment_payload
+from .plumbing import (
+    Handler,
+    answering_refusals,
+    api_base,
+    json_error,
+    path_id,
+    read_body,
+    row_payload,
+)
 from .resources import INACTIVE_PRACTITIONERS, RESOURCES, Resource
 from .store import Store, open_database, reseed
-from .timefmt import format_ts, now_utc
-from .writes import ValidationFailed, build_create, build_update, parse_cancel
+from .timefmt import now_utc
+from .writes import (
+    build_update,
+    commit_archive,
+    commit_cancel,
+    commit_create,
+    is_writable,
+    parse_cancel,
+)
 
 __all__ = ["SandboxState", "create_sandbox_app"]
 
-Handler = Callable[[Request], Awaitable[Response]]
 _APPOINTMENTS = RESOURCES["individual_appointments"]
 
 
@@ -97,10 +109,6 @@ class SandboxState:
             reseed(self.store.conn, self.config.seed, self.config.resolved_anchor())
 
 
-def _json_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
-
-
 def _state(request: Request) -> SandboxState:
     state: SandboxState = request.app.state.sandbox
     return state
@@ -111,39 +119,13 @@ def _account(request: Request) -> DemoAccount:
     return account
 
 
-def _api_base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/v1"
-
-
-def _path_id(request: Request) -> int | None:
-    raw = request.path_params["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) >= 2**63:
-        return None
-    return int(raw)
-
-
 def _page_url(request: Request, page: int) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
     params.append(("page", str(page)))
     return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{urlencode(params)}"
 
 
-def _bad_request(handler: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except QueryError as exc:
-            return _json_error(400, exc.message)
-        except ValidationFailed as exc:
-            return JSONResponse({"message": "Validation Failed", "errors": exc.errors}, 422)
-
-    return wrapped
-
-
-def _payload(resource: Resource, row: sqlite3.Row, base: str) -> dict[str, Any]:
-    if resource.table == "appointments":
-        return appointment_payload(row, base)
-    return related_payload(resource.table, row, base)
+_bad_request = answering_refusals(422)  # Cliniko answers validation with 422
 
 
 def _list_endpoint(resource: Resource) -> Handler:
@@ -156,7 +138,7 @@ def _list_endpoint(resource: Resource) -> Handler:
         rows, total = _state(request).store.list_rows(
             resource, _account(request).label, where, order_by, page
         )
-        base = _api_base(request)
+        base = api_base(request)
         links = {"self": _page_url(request, page.number)}
         if page.number * page.size < total:
             links["next"] = _page_url(request, page.number + 1)
@@ -164,7 +146,7 @@ def _list_endpoint(resource: Resource) -> Handler:
             links["previous"] = _page_url(request, page.number - 1)
         return JSONResponse(
             {
-                resource.name: [_payload(resource, row, base) for row in rows],
+                resource.name: [row_payload(resource.table, row, base) for row in rows],
                 "total_entries": total,
                 "links": links,
             }
@@ -177,108 +159,78 @@ def _get_endpoint(resource: Resource) -> Handler:
     @_bad_request
     async def get_row(request: Request) -> Response:
         where = parse_filters(request.query_params.getlist("q[]"), resource.get_filters, resource)
-        row_id = _path_id(request)
+        row_id = path_id(request)
         row = None
         if row_id is not None:
             row = _state(request).store.get_row(resource, _account(request).label, row_id, where)
         if row is None:
-            return _json_error(
+            return json_error(
                 404, f"No {resource.name} record with id {request.path_params['id']}."
             )
-        return JSONResponse(_payload(resource, row, _api_base(request)))
+        return JSONResponse(row_payload(resource.table, row, api_base(request)))
 
     return get_row
 
 
-async def _read_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise QueryError("The request body is not valid JSON.") from exc
-    if not isinstance(body, dict):
-        raise QueryError("The request body must be a JSON object.")
-    return body
-
-
-def _live_appointment(request: Request) -> sqlite3.Row | None:
-    """The appointment in the path, unless it is missing, archived or deleted."""
-    row_id = _path_id(request)
+def _appointment_in_path(request: Request) -> sqlite3.Row | None:
+    """The caller's appointment named in the path, hidden or not; ``None`` if there is none."""
+    row_id = path_id(request)
     if row_id is None:
         return None
-    row = _state(request).store.find("appointments", _account(request).label, row_id)
-    if row is None or row["archived_at"] is not None or row["deleted_at"] is not None:
-        return None
-    return row
+    return _state(request).store.find("appointments", _account(request).label, row_id)
 
 
 def _not_found(request: Request) -> JSONResponse:
-    return _json_error(
+    return json_error(
         404, f"No individual_appointments record with id {request.path_params['id']}."
     )
 
 
 @_bad_request
 async def create_appointment(request: Request) -> Response:
-    body = await _read_body(request)
-    state = _state(request)
-    rows = build_create(body, state.store, _account(request).label, now_utc())
-    state.store.insert_appointments(rows)
-    created = state.store.find("appointments", _account(request).label, rows[0]["id"])
+    body = await read_body(request)
+    store = _state(request).store
+    origin_id = commit_create(store, _account(request).label, body, now_utc())
+    created = store.find("appointments", _account(request).label, origin_id)
     assert created is not None
-    payload = appointment_payload(created, _api_base(request))
+    payload = appointment_payload(created, api_base(request))
     return JSONResponse(payload, status_code=201, headers={"Location": payload["links"]["self"]})
 
 
 @_bad_request
 async def update_appointment(request: Request) -> Response:
-    current = _live_appointment(request)
-    if current is None:
+    current = _appointment_in_path(request)
+    if current is None or not is_writable(current):
         return _not_found(request)
-    body = await _read_body(request)
+    body = await read_body(request)
     store = _state(request).store
     changes = build_update(body, store, current, now_utc())
     store.update_appointments([current["id"]], changes)
     updated = store.find("appointments", current["account"], current["id"])
     assert updated is not None
-    return JSONResponse(appointment_payload(updated, _api_base(request)))
+    return JSONResponse(appointment_payload(updated, api_base(request)))
 
 
 @_bad_request
 async def cancel_appointment(request: Request) -> Response:
-    current = _live_appointment(request)
-    if current is None:
+    current = _appointment_in_path(request)
+    if current is None or not is_writable(current):
         return _not_found(request)
-    cancel = parse_cancel(await _read_body(request))
-    store = _state(request).store
-    rows = store.series_from(current) if cancel.apply_to_repeats else [current]
-    stamp = format_ts(now_utc())
-    store.update_appointments(
-        [row["id"] for row in rows],
-        {
-            "cancelled_at": stamp,
-            "cancellation_reason": cancel.reason,
-            "cancellation_note": cancel.note,
-            "updated_at": stamp,
-        },
-    )
+    cancel = parse_cancel(await read_body(request))
+    commit_cancel(_state(request).store, current, cancel, now_utc())
     return Response(status_code=204)
 
 
 async def archive_appointment(request: Request) -> Response:
-    row_id = _path_id(request)
-    store = _state(request).store
-    row = store.find("appointments", _account(request).label, row_id) if row_id else None
+    row = _appointment_in_path(request)
     if row is None or row["deleted_at"] is not None:
         return _not_found(request)
-    if row["archived_at"] is None:
-        stamp = format_ts(now_utc())
-        store.update_appointments([row["id"]], {"archived_at": stamp, "updated_at": stamp})
+    commit_archive(_state(request).store, row, now_utc())
     return Response(status_code=204)
 
 
 async def appointment_conflicts(request: Request) -> Response:
-    row_id = _path_id(request)
+    row_id = path_id(request)
     store = _state(request).store
     row = store.find("appointments", _account(request).label, row_id) if row_id else None
     if row is None:

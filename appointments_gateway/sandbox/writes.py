@@ -1,4 +1,8 @@
-"""Validation and row-building for appointment writes (create, update, cancel).
+"""Appointment writes (create, update, cancel, archive): validation and the commit.
+
+Handlers call these rather than writing rows themselves, so every way in (the API, and any
+door added beside it) refuses a body with the same errors and stamps ``updated_at`` the same
+way: with the current whole second passed in as ``now``, on every row it touches.
 
 Errors are collected per field and answered as Cliniko's 422 body,
 ``{"message": "Validation Failed", "errors": {"<field>": "<message string>"}}``, with
@@ -29,6 +33,9 @@ Decisions where Cliniko's documentation is silent (documented, and relied on by 
   same series (origin and repeats alike); earlier ones are untouched. Cancelling an already
   cancelled appointment overwrites the reason and note (idempotent, 204).
 * Unknown body fields are ignored, as Rails' strong parameters do.
+* **Archived and deleted** appointments are missing (404) for update and cancel
+  (:func:`is_writable`); archive finds only deleted ones missing, and archiving an archived
+  one changes nothing, ``updated_at`` included.
 """
 
 from __future__ import annotations
@@ -43,7 +50,17 @@ from .seed import series_start
 from .store import Store
 from .timefmt import format_ts, parse_ts
 
-__all__ = ["CancelRequest", "ValidationFailed", "build_create", "build_update", "parse_cancel"]
+__all__ = [
+    "CancelRequest",
+    "ValidationFailed",
+    "build_create",
+    "build_update",
+    "commit_archive",
+    "commit_cancel",
+    "commit_create",
+    "is_writable",
+    "parse_cancel",
+]
 
 CANCELLATION_REASONS = frozenset({10, 20, 30, 40, 50, 60})
 REPEAT_TYPES = ("Daily", "Weekly", "Monthly")
@@ -324,3 +341,46 @@ def parse_cancel(body: Mapping[str, Any]) -> CancelRequest:
         raise ValidationFailed(errors)
     assert isinstance(reason, int)
     return CancelRequest(reason=reason, note=note, apply_to_repeats=bool(apply))
+
+
+def is_writable(row: sqlite3.Row) -> bool:
+    """Whether an appointment exists for writes: archived and deleted ones answer 404."""
+    return row["archived_at"] is None and row["deleted_at"] is None
+
+
+def commit_create(store: Store, account: str, body: Mapping[str, Any], now: datetime) -> int:
+    """Validate a create body, insert the appointment and its repeats; the new origin's id."""
+    rows = build_create(body, store, account, now)
+    store.insert_appointments(rows)
+    origin_id: int = rows[0]["id"]
+    return origin_id
+
+
+def commit_cancel(
+    store: Store, current: sqlite3.Row, cancel: CancelRequest, now: datetime
+) -> list[int]:
+    """Cancel the appointment (and with ``apply_to_repeats`` the later live ones of its series).
+
+    Returns:
+        The ids cancelled; each got the same ``cancelled_at`` and ``updated_at``.
+    """
+    rows = store.series_from(current) if cancel.apply_to_repeats else [current]
+    ids = [int(row["id"]) for row in rows]
+    stamp = format_ts(now)
+    store.update_appointments(
+        ids,
+        {
+            "cancelled_at": stamp,
+            "cancellation_reason": cancel.reason,
+            "cancellation_note": cancel.note,
+            "updated_at": stamp,
+        },
+    )
+    return ids
+
+
+def commit_archive(store: Store, row: sqlite3.Row, now: datetime) -> None:
+    """Archive the appointment unless it already is (then nothing changes)."""
+    if row["archived_at"] is None:
+        stamp = format_ts(now)
+        store.update_appointments([row["id"]], {"archived_at": stamp, "updated_at": stamp})

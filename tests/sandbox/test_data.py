@@ -181,6 +181,7 @@ def test_public_api_is_sorted_and_complete() -> None:
         "filters",
         "knobs",
         "payloads",
+        "plumbing",
         "resources",
         "seed",
         "store",
