@@ -18,8 +18,11 @@ Decisions where Cliniko is silent (each documented in its module):
   404 unless the request carries a filter on that column, e.g. ``q[]=archived_at:*``
   (:mod:`.app`).
 
+Changes made "in Cliniko's web app" (outside the API, seen by a client only through
+``updated_at`` or a count) go through ``/_sandbox/webapp/{a|b}/...`` (:mod:`.webapp`).
+
 Not imitated: see the "Not imitated" paragraphs of :mod:`.app`, :mod:`.filters`,
-:mod:`.payloads`, :mod:`.knobs`, :mod:`.accounts` and :mod:`.writes`.
+:mod:`.payloads`, :mod:`.knobs`, :mod:`.accounts`, :mod:`.writes` and :mod:`.webapp`.
 """
 
 from __future__ import annotations

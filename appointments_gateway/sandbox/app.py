@@ -23,15 +23,27 @@ as Cliniko splits them; ``GET /practitioners/{id}`` answers for both.
 Writes on an archived or deleted appointment answer 404, except archive itself, which is
 idempotent (204, nothing changes). Cancelled appointments can still be updated and cancelled.
 
-Outside ``/v1``: ``GET /_sandbox/stats`` and ``POST /_sandbox/reset[?data=true]`` (no auth).
+Every write stamps ``updated_at`` with the current whole second on each row it changes
+(create, update, cancel, every appointment an ``apply_to_repeats`` cancel reaches, archive by
+either route), so ``q[]=updated_at:>=T`` with ``sort=updated_at`` (``id`` breaks ties) finds
+each change; ``total_entries`` is an exact count of the filtered rows.
+
+Outside ``/v1`` (no auth; never counted, rate limited, slowed or faulted, see :mod:`.knobs`):
+
+* ``GET /_sandbox/stats`` and ``POST /_sandbox/reset[?data=true]``.
+* ``/_sandbox/webapp/{a|b}/...``: Cliniko's web app, for changes staff make outside the API
+  (appointments: create, edit incl. ``did_not_arrive``/``patient_arrived``, cancel, archive,
+  soft and hard delete; names of patients, practitioners, businesses and appointment types).
+  See :mod:`.webapp`.
 
 Not imitated: every other Cliniko endpoint (attendees, bookings, invoices, group appointments,
-writes to related resources, ``/patient_cases/active``, the old ``/individual_appointments/
-cancelled`` and ``/deleted``, the nested links such as ``/patients/{id}/appointments``), 403s,
-HTML error pages, the undocumented ``search`` parameter on ``/patients``, checks on
-``User-Agent``/``Accept``/TLS, shard routing by host (any host is served), snowflake-like ids
-(new ids are the table's maximum + 1), sub-second ``updated_at`` (two writes in one second share
-it), and Cliniko's exact error wording.
+writes to related resources through the API, ``/patient_cases/active``, the old
+``/individual_appointments/cancelled`` and ``/deleted``, the nested links such as
+``/patients/{id}/appointments``), 403s, HTML error pages, the undocumented ``search`` parameter
+on ``/patients``, checks on ``User-Agent``/``Accept``/TLS, shard routing by host (any host is
+served), snowflake-like ids (new ids are the table's maximum + 1), sub-second ``updated_at``
+(two writes in one second share it), Rails leaving ``updated_at`` alone when a save changes
+nothing (an API PATCH always stamps it), and Cliniko's exact error wording.
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ from .plumbing import (
 from .resources import INACTIVE_PRACTITIONERS, RESOURCES, Resource
 from .store import Store, open_database, reseed
 from .timefmt import now_utc
+from .webapp import webapp_routes
 from .writes import (
     build_update,
     commit_archive,
@@ -281,6 +294,7 @@ def _routes() -> list[BaseRoute]:
         routes.append(Route(f"/v1/{name}/{{id}}", _get_endpoint(get_resource), methods=["GET"]))
     routes.append(Route("/_sandbox/stats", sandbox_stats, methods=["GET"]))
     routes.append(Route("/_sandbox/reset", sandbox_reset, methods=["POST"]))
+    routes.extend(webapp_routes())
     return routes
 
 

@@ -19,7 +19,8 @@ Cliniko documents only ``X-RateLimit-Reset``; ``Retry-After`` is added as a fall
 may read. Not imitated: Cliniko's fair-use blocking and any ``X-RateLimit-Limit``/``-Remaining``
 headers (undocumented).
 
-Requests outside ``/v1`` (``/_sandbox/*`` and anything else) pass straight through uncounted.
+Requests outside ``/v1`` (``/_sandbox/*``, the web-app door included, and anything else) pass
+straight through: uncounted, unlimited, with no latency and no faults.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The HTTP plumbing every door into the sandbox shares, the API (``/v1``) first.
+"""The HTTP plumbing both of the sandbox's doors share: the API (``/v1``) and the web app.
 
 One copy of how a body is read, how an id in the path is parsed, how a refusal is answered and
-how a row becomes JSON, so a second door beside :mod:`.app` answers exactly what the API would
-serve for the same row, and refuses a body with the same words.
+how a row becomes JSON, so what the web app (:mod:`.webapp`) answers is exactly what the API
+(:mod:`.app`) would serve for the same row, and a body one door refuses the other refuses with
+the same words.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def answering_refusals(validation_status: int) -> Callable[[Handler], Handler]:
 
     :class:`QueryError` becomes a 400 ``{"message"}``; :class:`ValidationFailed` becomes
     ``{"message": "Validation Failed", "errors": {...}}`` with ``validation_status``: Cliniko's
-    422 for the API; a test tool's door may prefer a plain 400.
+    422 for the API, 400 for the web app (a test tool, where any bad input is a 400).
     """
 
     def decorate(handler: Handler) -> Handler:

@@ -342,3 +342,25 @@ class Store:
                 f"UPDATE appointments SET {assignments} WHERE id = ?",
                 [[*values, row_id] for row_id in ids],
             )
+
+    def delete_appointment(self, row_id: int) -> None:
+        """Remove an appointment row entirely and commit (the web app's hard delete)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM appointments WHERE id = ?", (row_id,))
+
+    def update_related(self, table: str, row_id: int, changes: Mapping[str, Any]) -> None:
+        """Merge payload fields into a related row's document and commit.
+
+        The columns that mirror document fields for filtering and sorting (``updated_at``,
+        a patient's names) change with it, so a filter never disagrees with the payload.
+        ``table`` is a code constant.
+        """
+        if table not in _RELATED_COLUMNS:  # pragma: no cover - a programming error
+            raise ValueError(f"Not a related table: {table!r}.")
+        (raw,) = self.conn.execute(f"SELECT doc FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        doc = {**json.loads(raw), **changes}
+        mirrored = [column for column in _RELATED_COLUMNS[table] if column in changes]
+        assignments = ", ".join(["doc = ?", *(f"{column} = ?" for column in mirrored)])
+        values = [json.dumps(doc, ensure_ascii=False), *(_sql_value(doc[c]) for c in mirrored)]
+        with self.conn:
+            self.conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values, row_id])

@@ -1,13 +1,14 @@
-"""Appointment writes (create, update, cancel, archive): validation and the commit.
+"""Appointment writes (create, update, cancel, archive, delete): validation and the commit.
 
-Handlers call these rather than writing rows themselves, so every way in (the API, and any
-door added beside it) refuses a body with the same errors and stamps ``updated_at`` the same
-way: with the current whole second passed in as ``now``, on every row it touches.
+Both doors write through here, the API (:mod:`.app`) and the web app (:mod:`.webapp`), so a
+body either refuses is refused with the same errors, and every write stamps ``updated_at`` the
+same way: with the current whole second passed in as ``now``, on every row it touches.
 
 Errors are collected per field and answered as Cliniko's 422 body,
-``{"message": "Validation Failed", "errors": {"<field>": "<message string>"}}``, with
-Rails-style messages ("can't be blank", "must exist"). Nested repeat-rule problems use dotted
-keys (``repeat_rule.number_of_repeats``) so a client can point at the exact input.
+``{"message": "Validation Failed", "errors": {"<field>": "<message string>"}}`` (the web app
+sends it with 400), with Rails-style messages ("can't be blank", "must exist"). Nested
+repeat-rule problems use dotted keys (``repeat_rule.number_of_repeats``) so a client can point
+at the exact input.
 
 Decisions where Cliniko's documentation is silent (documented, and relied on by tests):
 
@@ -32,7 +33,8 @@ Decisions where Cliniko's documentation is silent (documented, and relied on by 
   ``apply_to_repeats: true`` cancels the appointment and every later live appointment of the
   same series (origin and repeats alike); earlier ones are untouched. Cancelling an already
   cancelled appointment overwrites the reason and note (idempotent, 204).
-* Unknown body fields are ignored, as Rails' strong parameters do.
+* Unknown body fields are ignored, as Rails' strong parameters do (the web app refuses them;
+  :data:`BODY_FIELDS` and :data:`CANCEL_FIELDS` list the known ones).
 * **Archived and deleted** appointments are missing (404) for update and cancel
   (:func:`is_writable`); archive finds only deleted ones missing, and archiving an archived
   one changes nothing, ``updated_at`` included.
@@ -51,6 +53,8 @@ from .store import Store
 from .timefmt import format_ts, parse_ts
 
 __all__ = [
+    "BODY_FIELDS",
+    "CANCEL_FIELDS",
     "CancelRequest",
     "ValidationFailed",
     "build_create",
@@ -58,12 +62,29 @@ __all__ = [
     "commit_archive",
     "commit_cancel",
     "commit_create",
+    "commit_delete",
     "is_writable",
     "parse_cancel",
 ]
 
 CANCELLATION_REASONS = frozenset({10, 20, 30, 40, 50, 60})
 REPEAT_TYPES = ("Daily", "Weekly", "Monthly")
+BODY_FIELDS = frozenset(
+    {
+        "patient_id",
+        "practitioner_id",
+        "appointment_type_id",
+        "business_id",
+        "patient_case_id",
+        "starts_at",
+        "ends_at",
+        "notes",
+        "repeat_rule",
+    }
+)
+"""The create/update body's fields (SPEC25 ``requestBodies.IndividualAppointment``)."""
+CANCEL_FIELDS = frozenset({"cancellation_reason", "cancellation_note", "apply_to_repeats"})
+"""The cancel body's fields (SPEC25 ``requestBodies.IndividualAppointmentCancel``)."""
 _REFERENCES = (
     ("patient_id", "patients"),
     ("practitioner_id", "practitioners"),
@@ -384,3 +405,15 @@ def commit_archive(store: Store, row: sqlite3.Row, now: datetime) -> None:
     if row["archived_at"] is None:
         stamp = format_ts(now)
         store.update_appointments([row["id"]], {"archived_at": stamp, "updated_at": stamp})
+
+
+def commit_delete(store: Store, row: sqlite3.Row, now: datetime, *, hard: bool) -> None:
+    """Soft-delete (``deleted_at`` and ``updated_at`` set to now) or remove the row entirely.
+
+    A hard delete leaves nothing an ``updated_at`` poll could find: only counts change.
+    """
+    if hard:
+        store.delete_appointment(row["id"])
+    else:
+        stamp = format_ts(now)
+        store.update_appointments([row["id"]], {"deleted_at": stamp, "updated_at": stamp})

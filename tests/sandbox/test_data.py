@@ -186,6 +186,7 @@ def test_public_api_is_sorted_and_complete() -> None:
         "seed",
         "store",
         "timefmt",
+        "webapp",
         "writes",
         "annotations",
     }
