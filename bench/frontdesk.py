@@ -682,7 +682,13 @@ def render(report: Report) -> str:
             f"{rest * minute:.0f} | {polls} ({errors}) | {r.warmup_note} |"
         )
     lines += ["", "### Targets (sync on; reported, not tuned for)", "", *_targets(results)]
-    metrics = [(r, r.replica_metrics) for r in results if r.replica_metrics]
+    # Sync off exports the series too, all zero; shown only if something is not.
+    metrics = [
+        (r, r.replica_metrics)
+        for r in results
+        if r.replica_metrics
+        and (r.sync == "on" or any(float(m.rsplit(" ", 1)[1]) for m in r.replica_metrics))
+    ]
     lines += ["", "### `gateway_replica_*` on `/metrics` at the end of each run", ""]
     if not metrics:
         lines.append("None exported by this gateway.")
