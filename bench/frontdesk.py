@@ -119,7 +119,9 @@ QUICK_TIMING = Timing(warmup=5.0, warmup_max=10.0, measure=15.0)
 
 #: ``make bench``: sync on at every count (the targets are about sync on, and "flat in N"
 #: needs three counts), sync off at 10 and 100 as the before/after; 60 s measured after
-#: 30-60 s of warm-up, about 95-130 s a run with start and drain, 8-10 min in all.
+#: 30-60 s of warm-up. Measured on the 2-core VM without a replica: 100-103 s a run, 8.6
+#: min for the five, 10.8 min for the whole ``make bench``; a replica that needs the full
+#: 60 s warm-up adds up to 90 s.
 MAKE_BENCH_PLAN = Plan(runs=(("on", 10), ("on", 20), ("on", 100), ("off", 10), ("off", 100)))
 
 
