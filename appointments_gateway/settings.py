@@ -450,6 +450,78 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_bool,
     ),
     Setting(
+        "sync",
+        "GATEWAY_SYNC",
+        "serve reads from a per-key replica kept fresh by polling the upstream (DESIGN.md "
+        "§8); off: every read goes upstream (on/off)",
+        _parse_bool,
+    ),
+    Setting(
+        "sync_interval",
+        "GATEWAY_SYNC_INTERVAL",
+        "seconds between two polls of a replica's appointments (stretched while the key's "
+        "budget is under pressure)",
+        _parse_positive_float,
+    ),
+    Setting(
+        "sync_reference_interval",
+        "GATEWAY_SYNC_REFERENCE_INTERVAL",
+        "seconds between two polls of businesses, practitioners, appointment types, "
+        "patients and patient cases",
+        _parse_positive_float,
+    ),
+    Setting(
+        "sync_deletion_check_interval",
+        "GATEWAY_SYNC_DELETION_CHECK_INTERVAL",
+        "seconds between two checks for appointments deleted without a trace (a count of "
+        "the window, one request)",
+        _parse_positive_float,
+    ),
+    Setting(
+        "sync_days_back",
+        "GATEWAY_SYNC_DAYS_BACK",
+        "days before now whose appointments a replica holds",
+        _parse_non_negative_int,
+    ),
+    Setting(
+        "sync_days_ahead",
+        "GATEWAY_SYNC_DAYS_AHEAD",
+        "days after now whose appointments a replica holds",
+        _parse_positive_int,
+    ),
+    Setting(
+        "sync_budget_share",
+        "GATEWAY_SYNC_BUDGET_SHARE",
+        "the largest share of a key's upstream budget its replica's sync may spend (0..1); "
+        "sync only ever takes what reads leave",
+        _parse_fraction,
+    ),
+    Setting(
+        "sync_max_staleness",
+        "GATEWAY_SYNC_MAX_STALENESS",
+        "seconds a replica may lag before reads go upstream again",
+        _parse_positive_float,
+    ),
+    Setting(
+        "sync_idle",
+        "GATEWAY_SYNC_IDLE",
+        "seconds without a read after which a key's replica is dropped",
+        _parse_positive_float,
+    ),
+    Setting(
+        "sync_max_keys",
+        "GATEWAY_SYNC_MAX_KEYS",
+        "replicas kept in this process at once; the least recently read one goes",
+        _parse_positive_int,
+    ),
+    Setting(
+        "sync_start_after",
+        "GATEWAY_SYNC_START_AFTER",
+        "upstream requests a key's reads spend within 5 minutes before its replica starts "
+        "(0: at its first read)",
+        _parse_non_negative_int,
+    ),
+    Setting(
         "log_level",
         "GATEWAY_LOG_LEVEL",
         "critical, error, warning, info or debug",
@@ -559,6 +631,17 @@ class Settings:
     sandbox_port: int = 8911
     tracing: bool = False
     log_level: str = "info"
+    sync: bool = True
+    sync_interval: float = 5.0
+    sync_reference_interval: float = 60.0
+    sync_deletion_check_interval: float = 60.0
+    sync_days_back: int = 30
+    sync_days_ahead: int = 120
+    sync_budget_share: float = 0.2
+    sync_max_staleness: float = 30.0
+    sync_idle: float = 900.0
+    sync_max_keys: int = 50
+    sync_start_after: int = 10
 
     def __post_init__(self) -> None:
         if self.auth == "service" and self.upstream != UPSTREAM_SANDBOX and not self.api_key:

@@ -1,9 +1,9 @@
 """The package's layers: imports flow one way, and no module needs itself to load.
 
-``gateway → schema → resolvers → upstream → state`` (DESIGN.md §2): the schema shapes
-what the resolvers fetch, the resolvers decide what to fetch, the upstream client sends
-it.  A lower layer that imports a higher one ties rows to GraphQL shapes again, and the
-replica (DESIGN.md §8) could no longer sit between ``resolvers`` and ``upstream``.
+``gateway → schema → resolvers → replica → upstream → state`` (DESIGN.md §2): the schema
+shapes what the resolvers fetch, the resolvers decide what to fetch and whether the replica
+(DESIGN.md §8) holds it, the upstream client sends it.  A lower layer that imports a higher
+one ties rows to GraphQL shapes again.
 ``sandbox`` imports nothing from the rest: it is written from Cliniko's contract, so a bug
 in our client cannot hide behind a matching bug in our stand-in.
 
@@ -25,11 +25,12 @@ PACKAGE = Path(appointments_gateway.__file__).parent
 NAME = "appointments_gateway"
 
 #: Packages in which no module may be part of an import cycle.
-ACYCLIC = {"schema", "resolvers"}
+ACYCLIC = {"schema", "resolvers", "replica"}
 
 #: Package → the packages it must never import.
 FORBIDDEN = {
-    "upstream": {"resolvers", "schema", "gateway"},
+    "upstream": {"replica", "resolvers", "schema", "gateway"},
+    "replica": {"resolvers", "schema", "gateway"},
     "resolvers": {"schema", "gateway"},
     "schema": {"gateway"},
 }

@@ -37,6 +37,7 @@ from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
 from appointments_gateway.observability.tracing import Tracing, chain_observers
+from appointments_gateway.replica import Replicas, SyncConfig
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
@@ -55,6 +56,8 @@ class State(TypedDict):
     upstream: UpstreamClient
     #: Idempotency keys of creates; in memory, so one per process (DESIGN.md §7).
     idempotency: Idempotency
+    #: Per-credential replicas (DESIGN.md §8); ``None`` with ``GATEWAY_SYNC=off``.
+    replicas: Replicas | None
 
 
 def create_app(
@@ -131,6 +134,7 @@ def create_app(
             state,
             limit=settings.upstream_rate_limit,
             max_wait=settings.upstream_max_wait,
+            background_share=settings.sync_budget_share,
         )
     # One registry per app (observability/metrics.py): tests build many apps.
     metrics = GatewayMetrics(governor)
@@ -164,13 +168,22 @@ def create_app(
                 4 * settings.upstream_timeout + settings.upstream_max_wait,
             )
             idempotency = Idempotency(state, in_flight_seconds=in_flight)
+            replicas = _replicas(settings, upstream)
+            # Also on app.state, for tests and operators' tooling in process.
+            app.state.replicas = replicas
+            if replicas is not None:
+                metrics.watch_replicas(replicas)
             if freeze_gc:
                 # Everything built so far (schema, modules, the client) lives as long as
                 # the process; moving it out of the collector's sight saves ~2 ms of GC
                 # per heavy operation (the benchmark's A/B).
                 gc.collect()
                 gc.freeze()
-            yield {"upstream": upstream, "idempotency": idempotency}
+            try:
+                yield {"upstream": upstream, "idempotency": idempotency, "replicas": replicas}
+            finally:
+                if replicas is not None:
+                    await replicas.aclose()
 
     return Starlette(
         routes=[
@@ -196,3 +209,24 @@ def create_app(
 def create_app_from_environ() -> Starlette:
     """The factory uvicorn workers call: settings come from the environment."""
     return create_app(Settings.load(), freeze_gc=True)
+
+
+def _replicas(settings: Settings, upstream: UpstreamClient) -> Replicas | None:
+    """The process's replicas (DESIGN.md §8), or ``None`` with ``GATEWAY_SYNC=off``."""
+    if not settings.sync:
+        return None
+    config = SyncConfig(
+        interval=settings.sync_interval,
+        reference_interval=settings.sync_reference_interval,
+        deletion_check_interval=settings.sync_deletion_check_interval,
+        days_back=settings.sync_days_back,
+        days_ahead=settings.sync_days_ahead,
+        max_staleness=settings.sync_max_staleness,
+    )
+    return Replicas(
+        upstream,
+        config,
+        max_keys=settings.sync_max_keys,
+        idle=settings.sync_idle,
+        start_after=settings.sync_start_after,
+    )

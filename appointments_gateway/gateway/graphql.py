@@ -25,6 +25,7 @@ from appointments_gateway.gateway.auth import (
 from appointments_gateway.gateway.graphiql import graphiql_page, page_response
 from appointments_gateway.gateway.over_http import GraphQLOverHTTP
 from appointments_gateway.observability.tracing import Tracing
+from appointments_gateway.replica import Replicas
 from appointments_gateway.resolvers.context import Context
 from appointments_gateway.schema.example import EXAMPLE_QUERY
 from appointments_gateway.upstream import Credential, UpstreamClient
@@ -213,6 +214,10 @@ class GatewayGraphQL(GraphQLOverHTTP):
             return [timed_out] * len(request_data) if isinstance(request_data, list) else timed_out
         finally:
             session.cancel()
+            replicas: Replicas | None = getattr(request.state, "replicas", None)
+            if replicas is not None and context.local is None:
+                # What this key's reads cost upstream decides when its replica starts.
+                replicas.note_reads(session.credential, session.stats.requests)
 
     @property
     def graphql_ide_html(self) -> str:
@@ -231,11 +236,24 @@ class GatewayGraphQL(GraphQLOverHTTP):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         upstream: UpstreamClient = request.state.upstream
-        session = upstream.session(self._credential(request))
+        credential = self._credential(request)
+        session = upstream.session(credential)
         if self._operation_timeout is not None:
             # The governor and the session both honour it (see ClinikoSession).
             session.deadline = time.monotonic() + self._operation_timeout
-        return Context.for_session(request, session, idempotency=request.state.idempotency)
+        replicas: Replicas | None = getattr(request.state, "replicas", None)
+        local = None
+        if replicas is not None and not _bypasses_replica(request):
+            local = replicas.view(credential)
+        return Context.for_session(
+            request, session, idempotency=request.state.idempotency, local=local
+        )
+
+
+def _bypasses_replica(request: Request | WebSocket) -> bool:
+    """``Cache-Control: no-cache`` (RFC 9111 §5.2.1.4): answer from the upstream itself."""
+    directives = request.headers.get("cache-control", "").lower()
+    return any(d.strip() in ("no-cache", "no-store") for d in directives.split(","))
 
 
 def _unauthenticated(message: str, *, bearer: bool = False) -> Response:

@@ -25,10 +25,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from appointments_gateway.observability.requests import OperationRecord
+from appointments_gateway.replica import KINDS, Replicas
 from appointments_gateway.upstream import Governor
 
 __all__ = ["MAX_OPERATION_NAMES", "GatewayMetrics"]
@@ -116,8 +117,13 @@ class GatewayMetrics:
             buckets=_LAG_SECONDS,
             registry=registry,
         )
+        self._governor = governor
         if governor is not None:
             registry.register(_GovernorCollector(governor))
+
+    def watch_replicas(self, replicas: Replicas) -> None:
+        """Export the replicas' memory, lag, sync requests, hits and misses (DESIGN.md §8)."""
+        self.registry.register(_ReplicaCollector(replicas, self._governor))
 
     #: The media type of :meth:`render`'s text.
     content_type = CONTENT_TYPE_LATEST
@@ -194,3 +200,71 @@ class _GovernorCollector(Collector):
             ),
         ):
             yield CounterMetricFamily(name, documentation, value=value)
+
+
+class _ReplicaCollector(Collector):
+    """The replicas' state, read when scraped (one pass over the replicas, no rows)."""
+
+    def __init__(self, replicas: Replicas, governor: Governor | None) -> None:
+        self._replicas = replicas
+        self._governor = governor
+
+    def collect(self) -> Iterator[Metric]:
+        replicas = self._replicas
+        held = list(replicas.replicas())
+        yield GaugeMetricFamily(
+            "gateway_replica_keys", "Credentials with a replica in this process.", len(held)
+        )
+        yield GaugeMetricFamily(
+            "gateway_replica_bytes",
+            "Estimated memory of the replicas' rows (objects and field values), in bytes.",
+            sum(replica.bytes for replica, _ in held),
+        )
+        rows = GaugeMetricFamily(
+            "gateway_replica_rows", "Rows held by the replicas, by kind.", labels=["kind"]
+        )
+        for kind in KINDS:
+            rows.add_metric([kind], sum(dict(replica.counts()).get(kind, 0) for replica, _ in held))
+        yield rows
+        yield GaugeMetricFamily(
+            "gateway_replica_lag_seconds",
+            "Age of the oldest replica's appointments: seconds since its last complete poll.",
+            replicas.lag_seconds(),
+        )
+        yield GaugeMetricFamily(
+            "gateway_replica_sync_interval_seconds",
+            "The longest current interval between two appointment polls (it stretches while "
+            "a key's budget is under pressure).",
+            max((syncer.current_interval for _, syncer in held), default=0.0),
+        )
+        requests = CounterMetricFamily(
+            "gateway_replica_sync_requests",
+            "Upstream requests the sync sent, by purpose (load, appointments, reference, "
+            "linked, patient, deletions).",
+            labels=["purpose"],
+        )
+        for purpose, count in sorted(replicas.sync_stats.requests.items()):
+            requests.add_metric([purpose], count)
+        yield requests
+        if self._governor is not None:
+            yield CounterMetricFamily(
+                "gateway_replica_sync_refusals",
+                "Sync requests refused because reads needed the budget (the sync waited).",
+                value=self._governor.stats.background_refused,
+            )
+        reads = CounterMetricFamily(
+            "gateway_replica_reads",
+            "Rows and lists answered from a replica (hit) or upstream (miss).",
+            labels=["outcome"],
+        )
+        reads.add_metric(["hit"], replicas.read_stats.hits)
+        reads.add_metric(["miss"], replicas.read_stats.misses)
+        yield reads
+        yield CounterMetricFamily(
+            "gateway_replica_starts", "Replicas started.", value=replicas.started
+        )
+        yield CounterMetricFamily(
+            "gateway_replica_drops",
+            "Replicas dropped (idle, or beyond GATEWAY_SYNC_MAX_KEYS).",
+            value=replicas.dropped,
+        )

@@ -29,6 +29,7 @@ from typing import cast
 
 from aiodataloader import DataLoader
 
+from appointments_gateway.replica import ReplicaView
 from appointments_gateway.resolvers.criteria import AppointmentCriteria
 from appointments_gateway.resolvers.errors import GatewayError
 from appointments_gateway.resolvers.lists import appointments_page, combined_rows, record_id
@@ -80,9 +81,10 @@ _Outcome = Slice[AppointmentRecord] | GatewayError
 class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
     """Per-request loader of per-parent appointment pages; see the module docstring."""
 
-    def __init__(self, session: ClinikoSession) -> None:
+    def __init__(self, session: ClinikoSession, local: ReplicaView | None = None) -> None:
         super().__init__()
         self._session = session
+        self._local = local
 
     async def batch_load_fn(self, keys: list[ChildrenKey]) -> list[Slice[AppointmentRecord]]:
         outcomes: dict[ChildrenKey, _Outcome] = {}
@@ -115,6 +117,7 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
                 key.args,
                 scope=key.scope(),
                 need_items=key.need_items,
+                local=self._local,
             )
         except GatewayError as exc:
             outcomes[key] = exc
@@ -127,7 +130,10 @@ class ChildrenLoader(DataLoader[ChildrenKey, Slice[AppointmentRecord]]):
         try:
             combined = head.criteria.with_parent(head.column, [k.parent_id for k in keys])
             rows, complete = await combined_rows(
-                self._session, combined, max_pages=min(len(keys), MAX_COMBINED_PAGES)
+                self._session,
+                combined,
+                max_pages=min(len(keys), MAX_COMBINED_PAGES),
+                local=self._local,
             )
         except GatewayError as exc:
             for key in keys:

@@ -108,6 +108,7 @@ async def _page(
         scope=scope_key(*criteria.scope(*scope)),
         need_items=wants.rows,
         has_rows=has_rows,
+        local=context.local,
     )
     context.note_page(window)
     return await _with_relations(context.loaders, window, wants.nodes)

@@ -9,10 +9,13 @@ idempotency store, whose keys are scoped by credential fingerprint.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from starlette.requests import HTTPConnection
 
+from appointments_gateway.replica import ReplicaView
 from appointments_gateway.resolvers.idempotency import Idempotency
 from appointments_gateway.resolvers.loaders import Loaders
 from appointments_gateway.resolvers.pagination import Slice
@@ -35,14 +38,47 @@ class Context:
     drifted_pages: list[dict[str, object]] = field(default_factory=list)
     #: The admission check's upper bound on this operation's upstream requests.
     estimated_requests: int | None = None
+    #: The credential's replica (DESIGN.md §8), asked before the upstream; ``None`` when
+    #: it runs no replica, or the request said ``Cache-Control: no-cache``.
+    local: ReplicaView | None = None
+    #: When the operation began (UNIX seconds): what an upstream answer is current as of.
+    started_at: float = field(default_factory=time.time)
 
     @classmethod
     def for_session(
-        cls, request: HTTPConnection, session: ClinikoSession, *, idempotency: Idempotency
+        cls,
+        request: HTTPConnection,
+        session: ClinikoSession,
+        *,
+        idempotency: Idempotency,
+        local: ReplicaView | None = None,
     ) -> Context:
         return cls(
-            request=request, upstream=session, loaders=Loaders(session), idempotency=idempotency
+            request=request,
+            upstream=session,
+            loaders=Loaders(session, local),
+            idempotency=idempotency,
+            local=local,
         )
+
+    def freshness(self) -> dict[str, str]:
+        """``extensions.freshness``: where the data came from, and as of when.
+
+        ``source``: ``replica`` (no upstream request), ``upstream`` (no replica row),
+        ``mixed``, or ``none`` (nothing was read: ``__typename``, a refused write).
+        ``asOf``: every change made before this instant is in the answer; for replica
+        rows the oldest sync instant they rely on, else the start of the operation.
+        """
+        relied = self.local.freshness() if self.local is not None else None
+        requested = self.upstream.stats.requests > 0
+        if relied is None:
+            source, instant = ("upstream" if requested else "none"), self.started_at
+        elif requested:
+            source, instant = "mixed", min(relied, self.started_at)
+        else:
+            source, instant = "replica", relied
+        stamp = datetime.fromtimestamp(instant, UTC).isoformat(timespec="milliseconds")
+        return {"source": source, "asOf": stamp.replace("+00:00", "Z")}
 
     def note_page(self, window: Slice[AppointmentRecord]) -> None:
         """Remember a page whose cursor anchor had moved or vanished."""

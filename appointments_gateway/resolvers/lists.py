@@ -8,9 +8,10 @@ Two callers need list rows, and both come here:
 * the combined list of many parents (``children.py``): :func:`combined_rows` reads it
   whole when it is short enough, else its first page.
 
-This is where a local replica of the list (DESIGN.md §8) will be asked first.  Rows by id
-come through the loaders instead (``loaders.py``, one fetch per relation in
-``relations.py``).
+Both ask the credential's replica first (DESIGN.md §8, ``local.py``): a list it holds
+whole is paginated in memory by the same ``paginate``, so the answer is the one the
+upstream would give, at no request.  Rows by id come through the loaders instead
+(``loaders.py``, which ask the replica too).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import math
 
+from appointments_gateway.replica import ReplicaView
 from appointments_gateway.resolvers.criteria import AppointmentCriteria
 from appointments_gateway.resolvers.errors import BadUserInput, translate_upstream
+from appointments_gateway.resolvers.local import InMemoryList, matching_rows
 from appointments_gateway.resolvers.pagination import (
     MAX_PAGE_SIZE,
     ConnectionArgs,
+    Fetch,
     Fetched,
     PageRequest,
     PaginationError,
@@ -42,12 +46,17 @@ async def appointments_page(
     scope: str,
     need_items: bool = True,
     has_rows: bool = True,
+    local: ReplicaView | None = None,
 ) -> Slice[AppointmentRecord]:
     """The window ``args`` of the appointments matching ``criteria``.
 
     ``has_rows=False`` says the caller knows the list is empty (a series' first
     appointment whose row says it has no repeats): the page is answered with no call.
+    ``local``: the credential's replica, asked first.
     """
+    rows = None if local is None or not has_rows else matching_rows(local, criteria)
+    if rows is not None:
+        return await _paginate(args, scope, InMemoryList(rows), need_items)
     filters = criteria.filters()
 
     async def fetch(request: PageRequest) -> Fetched[AppointmentRecord]:
@@ -62,6 +71,12 @@ async def appointments_page(
             )
         return Fetched(items=page.items, total_entries=page.total_entries)
 
+    return await _paginate(args, scope, fetch, need_items)
+
+
+async def _paginate(
+    args: ConnectionArgs, scope: str, fetch: Fetch[AppointmentRecord], need_items: bool
+) -> Slice[AppointmentRecord]:
     try:
         return await paginate(
             **args._asdict(), scope=scope, fetch=fetch, key=record_id, need_items=need_items
@@ -76,15 +91,23 @@ def record_id(record: AppointmentRecord) -> str:
 
 
 async def combined_rows(
-    session: ClinikoSession, criteria: AppointmentCriteria, *, max_pages: int
+    session: ClinikoSession,
+    criteria: AppointmentCriteria,
+    *,
+    max_pages: int,
+    local: ReplicaView | None = None,
 ) -> tuple[list[AppointmentRecord], bool]:
     """The rows of ``criteria`` in order, and whether that is all of them.
 
-    All of them when they fit in ``max_pages`` pages (the rest fetched concurrently once
-    the first page tells how many there are); else the first page.
+    All of them when the replica (``local``) holds them, or when they fit in
+    ``max_pages`` pages (the rest fetched concurrently once the first page tells how
+    many there are); else the first page.
     """
     if criteria.matches_nothing:
         return [], True
+    rows = None if local is None else matching_rows(local, criteria)
+    if rows is not None:
+        return rows, True
     filters = criteria.filters()
     sort = criteria.sort()
     appointments = session.appointments

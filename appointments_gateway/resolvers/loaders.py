@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
+from appointments_gateway.replica import ReplicaView
 from appointments_gateway.resolvers.children import ChildrenLoader
 from appointments_gateway.resolvers.errors import translate_upstream
 from appointments_gateway.resolvers.relations import (
@@ -36,20 +37,36 @@ R = TypeVar("R")
 
 
 class RecordLoader(DataLoader[str, "R | None"], Generic[R]):
-    """Records by id through one batched fetch; ``None`` for ids the upstream lacks."""
+    """Records by id through one batched fetch; ``None`` for ids the upstream lacks.
 
-    def __init__(self, fetch: Fetch) -> None:
+    With a replica (``local``), the ids it holds are answered from it and only the rest
+    are fetched; what the fetch returns is offered to the replica in turn.
+    """
+
+    def __init__(self, fetch: Fetch, local: ReplicaView | None = None, kind: str = "") -> None:
         super().__init__()
         self._fetch = fetch
+        self._local = local
+        self._kind = kind
         #: Keys per batch; the operation's metrics observe them once it ends (an append
         #: here is cheaper than a histogram observation per batch).
         self.batch_sizes: list[int] = []
 
     async def batch_load_fn(self, keys: list[str]) -> list[R | None]:
-        self.batch_sizes.append(len(keys))
-        with translate_upstream():
-            found = await self._fetch(keys)
-        return [found.get(key) for key in keys]
+        local = self._local
+        if local is None:
+            self.batch_sizes.append(len(keys))
+            with translate_upstream():
+                found = await self._fetch(keys)
+            return [found.get(key) for key in keys]
+        held, missing = local.lookup(self._kind, keys)
+        if missing:
+            self.batch_sizes.append(len(missing))
+            with translate_upstream():
+                fetched = await self._fetch(missing)
+            local.fill(self._kind, fetched.values())
+            held = {**held, **fetched}
+        return [held.get(key) for key in keys]
 
     async def get(self, key: str) -> R | None:
         result: R | None = await self.load(key)
@@ -94,15 +111,18 @@ class Loaders:
 
     __slots__ = ("appointments", "children", "conflicts", "records")
 
-    def __init__(self, session: ClinikoSession) -> None:
-        #: One records-by-id loader per type an appointment links to, by loader name.
+    def __init__(self, session: ClinikoSession, local: ReplicaView | None = None) -> None:
+        #: One records-by-id loader per type an appointment links to, by loader name
+        #: (also the name of the replica's kind).
         self.records: dict[str, RecordLoader[Any]] = {}
         for relation in RELATIONS:
             if relation.loader not in self.records:
-                self.records[relation.loader] = RecordLoader(relation.fetch(session))
+                self.records[relation.loader] = RecordLoader(
+                    relation.fetch(session), local, relation.loader
+                )
         self.appointments: RecordLoader[AppointmentRecord] = self.records[APPOINTMENTS]
         self.conflicts = ConflictsLoader(session)
-        self.children = ChildrenLoader(session)
+        self.children = ChildrenLoader(session, local)
 
     def of(self, relation: Relation) -> RecordLoader[Any]:
         """The loader of the records ``relation`` links to."""

@@ -23,7 +23,6 @@ from appointments_gateway.resolvers.idempotency import (
     IdempotencyOutcomeUnknown,
     Replay,
 )
-from appointments_gateway.resolvers.loaders import Loaders
 from appointments_gateway.resolvers.user_errors import (
     INPUT,
     InputProblem,
@@ -40,6 +39,7 @@ from appointments_gateway.resolvers.write_input import (
 )
 from appointments_gateway.upstream import (
     ACCEPTED_CANCELLATION_REASONS,
+    AppointmentFields,
     AppointmentRecord,
     UpstreamConflict,
     UpstreamValidationError,
@@ -95,8 +95,17 @@ _OUTPUT_ONLY_REASON = (
 )
 
 
-def _remember(loaders: Loaders, record: AppointmentRecord) -> AppointmentRecord:
-    """Forget every appointment row and list this request cached; keep the fresh row."""
+def _remember(
+    context: Context, record: AppointmentRecord, *, series: bool = False
+) -> AppointmentRecord:
+    """Forget every appointment row and list this request cached; keep the fresh row.
+
+    The replica gets the row before the mutation answers, so the next read sees it;
+    ``series``: the write changed other rows too (see ``ReplicaView.wrote``).
+    """
+    if context.local is not None:
+        context.local.wrote(record, series=series)
+    loaders = context.loaders
     loaders.appointments.clear_all()
     loaders.children.clear_all()
     loaders.conflicts.clear_all()
@@ -104,12 +113,19 @@ def _remember(loaders: Loaders, record: AppointmentRecord) -> AppointmentRecord:
     return record
 
 
-async def _reread(context: Context, appointment_id: str) -> AppointmentRecord:
+def _series(fields: AppointmentFields) -> bool:
+    """Whether a create or update also books or changes a series' other appointments."""
+    return fields.get("repeat_rule") is not None
+
+
+async def _reread(
+    context: Context, appointment_id: str, *, series: bool = False
+) -> AppointmentRecord:
     """The appointment after a write that answers 204, cancelled and archived included."""
     record = await context.upstream.appointments.get(
         appointment_id, include_cancelled=True, include_archived=True
     )
-    return _remember(context.loaders, record)
+    return _remember(context, record, series=series)
 
 
 async def create_appointment(
@@ -125,7 +141,8 @@ async def create_appointment(
     with translate_upstream():
         try:
             if idempotency_key is None:
-                return WriteResult(_remember(context.loaders, await appointments.create(fields)))
+                created = await appointments.create(fields)
+                return WriteResult(_remember(context, created, series=_series(fields)))
             outcome = await context.idempotency.run(
                 scope=context.upstream.credential.fingerprint,
                 key=idempotency_key,
@@ -146,7 +163,7 @@ async def create_appointment(
         if record is None:
             raise NotFound("The appointment created with this idempotency key no longer exists.")
         return WriteResult(record)
-    return WriteResult(_remember(context.loaders, outcome.value))
+    return WriteResult(_remember(context, outcome.value, series=_series(fields)))
 
 
 async def update_appointment(
@@ -170,7 +187,7 @@ async def update_appointment(
             return WriteResult(None, user_errors_for(exc.field_errors))
         except UpstreamConflict:
             return WriteResult(None, (_CONFLICT,))
-    return WriteResult(_remember(context.loaders, record))
+    return WriteResult(_remember(context, record, series=_series(fields)))
 
 
 async def cancel_appointment(
@@ -209,7 +226,7 @@ async def cancel_appointment(
             return WriteResult(None, user_errors_for(exc.field_errors))
         except UpstreamConflict:
             return WriteResult(None, (_CONFLICT,))
-        return WriteResult(await _reread(context, raw_id))
+        return WriteResult(await _reread(context, raw_id, series=apply_to_repeats))
 
 
 async def archive_appointment(context: Context, appointment_id: str) -> WriteResult:

@@ -12,7 +12,11 @@ __all__ = ["UpstreamUsage"]
 
 
 class UpstreamUsage(SchemaExtension):
-    """Reports ``extensions.upstream`` (what the operation cost) and cursor drift.
+    """Reports what an operation cost, where its data came from, and cursor drift.
+
+    ``extensions.upstream``: the upstream requests it sent; ``extensions.freshness``:
+    replica or upstream, and as of when (``Context.freshness``); ``extensions.pagination``:
+    cursors whose anchor row had moved.
 
     Clients see how many of the caller's 200 requests per minute an operation used, and
     benchmarks compare the figure with the sandbox's own counters.  The numbers come from
@@ -32,7 +36,7 @@ class UpstreamUsage(SchemaExtension):
         }
         if context.estimated_requests is not None:
             upstream["estimate"] = context.estimated_requests
-        results: dict[str, Any] = {"upstream": upstream}
+        results: dict[str, Any] = {"upstream": upstream, "freshness": context.freshness()}
         if context.drifted_pages:
             # Rows were inserted or removed before a cursor between two page requests.
             results["pagination"] = {"driftedPages": context.drifted_pages}

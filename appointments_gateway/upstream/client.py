@@ -191,11 +191,14 @@ class UpstreamClient:
         """Close the pool; the client cannot be reopened (httpx forbids it)."""
         await self._http.aclose()
 
-    def session(self, credential: Credential, *, background: bool = False) -> ClinikoSession:
+    def session(
+        self, credential: Credential, *, background: bool = False, background_keep: int = 0
+    ) -> ClinikoSession:
         """A light session for one credential, typically one GraphQL operation.
 
         ``background``: its calls take only budget that interactive reads leave, and never
-        wait for it (``Governor.acquire_background``); the replica's sync uses one.
+        wait for it (``Governor.acquire_background``, with ``background_keep`` as
+        ``keep``); the replica's sync uses such sessions.
 
         Raises:
             UnsafeUserAgent: the credential points at real Cliniko and the
@@ -206,7 +209,9 @@ class UpstreamClient:
                 "Cliniko requires a User-Agent of the form 'Name (email@domain)'; "
                 "refusing to call a cliniko.com host without one."
             )
-        return ClinikoSession(self, credential, background=background)
+        return ClinikoSession(
+            self, credential, background=background, background_keep=background_keep
+        )
 
     async def probe(self, url: str) -> int:
         """One unauthenticated GET, for readiness: the status, whatever it is.
@@ -235,6 +240,7 @@ class UpstreamClient:
         key: str,
         deadline: float | None = None,
         background: bool = False,
+        background_keep: int = 0,
     ) -> httpx.Response:
         """Send with retries (see :mod:`.retry`); return a 2xx or raise an UpstreamError.
 
@@ -252,7 +258,9 @@ class UpstreamClient:
         with translate_errors(method, route):
             while True:
                 if governor is not None and background:
-                    await governor.acquire_background(key, method=method, route=route)
+                    await governor.acquire_background(
+                        key, keep=background_keep, method=method, route=route
+                    )
                 elif governor is not None:
                     waited += await governor.acquire(
                         key,
@@ -336,6 +344,7 @@ class ClinikoSession:
         "appointment_types",
         "appointments",
         "background",
+        "background_keep",
         "businesses",
         "credential",
         "deadline",
@@ -346,12 +355,18 @@ class ClinikoSession:
     )
 
     def __init__(
-        self, upstream: UpstreamClient, credential: Credential, *, background: bool = False
+        self,
+        upstream: UpstreamClient,
+        credential: Credential,
+        *,
+        background: bool = False,
+        background_keep: int = 0,
     ) -> None:
         self._upstream = upstream
         self.credential = credential
         #: Calls take only budget interactive reads leave, and never wait for it.
         self.background = background
+        self.background_keep = background_keep
         self.stats = RequestStats()
         #: A ``time.monotonic()`` instant past which no request waits for the rate
         #: budget (the operation's deadline); ``None``: only the governor's max_wait.
@@ -429,6 +444,7 @@ class ClinikoSession:
                     key=self.credential.fingerprint,
                     deadline=deadline,
                     background=self.background,
+                    background_keep=self.background_keep,
                 )
         except TimeoutError:
             if not scope.expired():

@@ -287,8 +287,13 @@ class Governor:
                 self.stats.waited_seconds += waited
             return waited
 
-    async def acquire_background(self, key: str, *, method: str = "", route: str = "") -> None:
+    async def acquire_background(
+        self, key: str, *, keep: int = 0, method: str = "", route: str = ""
+    ) -> None:
         """Take a token for a background request now, or raise: never waits (module doc).
+
+        ``keep``: background tokens this request must leave for more urgent background
+        work (the replica's bulk loading keeps some for its freshness polls).
 
         Raises:
             RateBudgetExhausted: the background share is spent, the key's bucket is down
@@ -306,7 +311,7 @@ class Governor:
         wait = await self._state.take_tokens(
             f"{bucket}:background",
             rate_per_second=self.background_rate,
-            capacity=self.background_capacity,
+            capacity=max(1.0, self.background_capacity - keep),
             now=now,
         )
         if wait > 0:

@@ -72,7 +72,9 @@ async def open_gateway(
     """The gateway over ``sandbox``; ``transport`` (wrapping the sandbox) replaces the default."""
     app = create_app(
         # The sandbox has no rate limit, so neither has the gateway (test_rate_limits.py).
-        Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A, upstream_rate_limit=0),
+        # These tests pin the upstream path request by request, so no replica starts
+        # mid-test; tests/replica/ serves the same operations from one.
+        Settings(upstream=SANDBOX_URL, api_key=DEMO_KEY_A, upstream_rate_limit=0, sync=False),
         upstream_transport=transport or httpx.ASGITransport(app=sandbox),
     )
     async with (

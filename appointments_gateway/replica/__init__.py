@@ -1,0 +1,37 @@
+"""The synced read model (DESIGN.md §8): per-credential replicas of the upstream's rows.
+
+Reads are answered from a replica when everything they ask is inside it, so the
+credential's 200 requests a minute pay for *changes* (the sync's polls), not for reads.
+
+* ``store.py``: one credential's rows and the completeness facts that make them answerable;
+* ``sync.py``: the task that loads a replica and keeps it fresh by ``updated_at`` polling;
+* ``view.py``: one request's access to a replica, recording what its answer relied on;
+* ``registry.py``: the process's replicas, when one starts, when one goes.
+
+It sits between ``resolvers/`` (which decides whether a read is inside a replica, and
+answers it exactly as the upstream path would) and ``upstream/`` (which the sync uses,
+through background sessions that take only the budget reads leave).
+"""
+
+from __future__ import annotations
+
+from .registry import START_WINDOW_SECONDS, Replicas
+from .store import APPOINTMENTS, KINDS, LINKED_KINDS, REFERENCE_KINDS, Replica
+from .sync import CLOCK_SKEW_SECONDS, SyncConfig, Syncer, SyncStats
+from .view import ReadStats, ReplicaView
+
+__all__ = [
+    "APPOINTMENTS",
+    "CLOCK_SKEW_SECONDS",
+    "KINDS",
+    "LINKED_KINDS",
+    "REFERENCE_KINDS",
+    "START_WINDOW_SECONDS",
+    "ReadStats",
+    "Replica",
+    "ReplicaView",
+    "Replicas",
+    "SyncConfig",
+    "SyncStats",
+    "Syncer",
+]

@@ -1,0 +1,189 @@
+"""Every credential's replica in one process: when one starts, and when it goes.
+
+**When a replica starts** (it pays off): once a credential's reads have spent
+``start_after`` upstream requests within :data:`START_WINDOW_SECONDS`.  A replica's first
+span costs a few requests and its upkeep about 20 a minute, so a key that makes one query,
+or a few a day, never pays for one; a key that keeps reading (a front desk) pays for its
+load within its first minutes and from then on spends its budget on changes, not reads.
+In forward mode each caller's key has its own replica, loaded and kept from that key's own
+budget (its sync runs on a session of that credential).  ``start_after=0`` starts one on
+a credential's first read.
+
+**When it goes**: after ``idle`` seconds without a read, and, beyond ``max_keys``
+replicas, the least recently read one.  Its task is cancelled and its rows dropped with it;
+nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from appointments_gateway.upstream import Credential, UpstreamClient
+
+from .store import APPOINTMENTS, Replica
+from .sync import POLL_TOKENS, SyncConfig, Syncer, SyncStats
+from .view import ReadStats, ReplicaView
+
+__all__ = ["START_WINDOW_SECONDS", "Replicas"]
+
+logger = logging.getLogger("appointments_gateway.replica")
+
+#: The span over which a credential's upstream read requests count towards starting.
+START_WINDOW_SECONDS = 300.0
+#: Credentials whose recent reads are counted at once (a bound on that bookkeeping).
+_MAX_COUNTED = 10_000
+_REAP_EVERY = 30.0
+
+
+@dataclass(slots=True)
+class _Running:
+    replica: Replica
+    syncer: Syncer
+    task: asyncio.Task[None]
+
+
+class Replicas:
+    """The replicas of this process, one per credential fingerprint.
+
+    Args:
+        upstream: the process's client; each sync gets a background session from it.
+        config: how every replica is kept.
+        max_keys: replicas kept at once (least recently read goes).
+        idle: seconds without a read before a replica is dropped.
+        start_after: upstream read requests within :data:`START_WINDOW_SECONDS` that
+            start a credential's replica.
+    """
+
+    def __init__(
+        self,
+        upstream: UpstreamClient,
+        config: SyncConfig,
+        *,
+        max_keys: int = 50,
+        idle: float = 900.0,
+        start_after: int = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._upstream = upstream
+        self.config = config
+        self.max_keys = max_keys
+        self.idle = idle
+        self.start_after = start_after
+        self._clock = clock
+        self._running: OrderedDict[str, _Running] = OrderedDict()
+        self._spent: OrderedDict[str, deque[tuple[float, int]]] = OrderedDict()
+        self._reaper: asyncio.Task[None] | None = None
+        self.sync_stats = SyncStats.empty()
+        self.read_stats = ReadStats()
+        self.started = 0
+        self.dropped = 0
+
+    # --- reads --------------------------------------------------------------------
+
+    def view(self, credential: Credential) -> ReplicaView | None:
+        """The credential's replica for one request, if it runs."""
+        running = self._running.get(credential.fingerprint)
+        if running is None:
+            return None
+        if running.task.done():
+            self._drop(credential.fingerprint)
+            return None
+        self._running.move_to_end(credential.fingerprint)
+        running.replica.touch()
+        return ReplicaView(running.replica, running.syncer, self.config, self.read_stats)
+
+    def note_reads(self, credential: Credential, requests: int) -> None:
+        """A read of ``credential`` spent ``requests`` upstream; start its replica if due."""
+        key = credential.fingerprint
+        if key in self._running:
+            return
+        now = self._clock()
+        spent = self._spent.get(key)
+        if spent is None:
+            spent = self._spent[key] = deque()
+            while len(self._spent) > _MAX_COUNTED:
+                self._spent.popitem(last=False)
+        else:
+            self._spent.move_to_end(key)
+        if requests:
+            spent.append((now, requests))
+        while spent and spent[0][0] < now - START_WINDOW_SECONDS:
+            spent.popleft()
+        if sum(n for _, n in spent) >= self.start_after:
+            del self._spent[key]
+            self.start(credential)
+
+    def start(self, credential: Credential) -> None:
+        """Start the credential's replica now (no-op when it runs)."""
+        key = credential.fingerprint
+        if key in self._running:
+            return
+        replica = Replica(clock=self._clock)
+        upstream = self._upstream
+        syncer = Syncer(
+            replica,
+            upstream.session(credential, background=True),
+            upstream.session(credential, background=True, background_keep=POLL_TOKENS),
+            self.config,
+            self.sync_stats,
+            clock=self._clock,
+        )
+        task = asyncio.create_task(syncer.run(), name="replica-sync")
+        self._running[key] = _Running(replica, syncer, task)
+        self.started += 1
+        logger.info("replica started")
+        while len(self._running) > self.max_keys:
+            oldest = next(iter(self._running))
+            self._drop(oldest)
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap(), name="replica-reaper")
+
+    # --- upkeep -------------------------------------------------------------------
+
+    def replicas(self) -> Iterator[tuple[Replica, Syncer]]:
+        for running in self._running.values():
+            yield running.replica, running.syncer
+
+    def lag_seconds(self) -> float:
+        """How old the oldest replica's appointments are (0 with none)."""
+        now = self._clock()
+        return max(
+            (now - (r.sync_instant(APPOINTMENTS) or now) for r, _ in self.replicas()), default=0.0
+        )
+
+    def drop_idle(self) -> None:
+        cutoff = self._clock() - self.idle
+        for key in [k for k, run in self._running.items() if run.replica.last_read < cutoff]:
+            self._drop(key)
+
+    async def _reap(self) -> None:
+        while self._running:
+            await asyncio.sleep(min(_REAP_EVERY, self.idle))
+            self.drop_idle()
+
+    def _drop(self, key: str) -> None:
+        running = self._running.pop(key, None)
+        if running is None:
+            return
+        running.task.cancel()
+        self.dropped += 1
+        logger.info("replica dropped")
+
+    async def aclose(self) -> None:
+        """Stop every sync and drop every replica (the app is shutting down)."""
+        tasks = [run.task for run in self._running.values()]
+        if self._reaper is not None:
+            tasks.append(self._reaper)
+        for key in list(self._running):
+            self._drop(key)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

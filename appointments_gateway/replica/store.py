@@ -1,0 +1,329 @@
+"""One credential's replica: the rows it holds, what it holds completely, and how fresh.
+
+A replica holds rows of six kinds, keyed by id, and never anything of another credential
+(two Cliniko users of one account may see different rows):
+
+* **appointments** whose ``starts_at`` lies inside :attr:`Replica.coverage` (every
+  appointment of the account in that span, cancelled and archived included), and every
+  appointment of the patients in :attr:`Replica.complete_patients`;
+* **reference data**, held whole: businesses, practitioners (active and inactive),
+  appointment types;
+* **linked rows**: the patients and patient cases those appointments link to, and any
+  other such row a read fetched.
+
+What makes a replica answer exactly what the upstream would is not the rows but the
+*completeness* facts: "every appointment starting in ``[lo, hi)`` is here" and "every
+appointment of patient P is here".  The sync (``sync.py``) establishes and maintains
+them; the read side (``resolvers/local.py``) answers a list only from one of them.
+Lookups by id need no such fact: a row that is here is current as of its kind's sync
+instant, a row that is not is asked upstream.
+
+Deleted appointments leave a tombstone (bounded), so a lookup of one costs nothing.
+
+Nothing here awaits: every method is one step on the event loop, so a read never sees
+a half-applied change.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields, is_dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from appointments_gateway.upstream import AppointmentRecord
+
+__all__ = [
+    "APPOINTMENTS",
+    "KINDS",
+    "LINKED_KINDS",
+    "REFERENCE_KINDS",
+    "Replica",
+]
+
+APPOINTMENTS: Final = "appointments"
+#: Held whole: every row of the account.
+REFERENCE_KINDS: Final = ("businesses", "practitioners", "appointment_types")
+#: Held when an appointment (or a read) links to them.
+LINKED_KINDS: Final = ("patients", "patient_cases")
+KINDS: Final = (APPOINTMENTS, *REFERENCE_KINDS, *LINKED_KINDS)
+
+#: Tombstones kept (ids of deleted appointments): enough for a busy day's deletions.
+MAX_TOMBSTONES = 10_000
+#: Patients whose every appointment is held; the least recently read goes first.
+MAX_COMPLETE_PATIENTS = 2_000
+#: Seconds a patient's list counts as whole after it was read: a deletion outside the
+#: coverage that the ``updated_at`` poll cannot see is then noticed by reading it again.
+COMPLETE_PATIENT_SECONDS = 600.0
+
+
+def _sort_key(record: AppointmentRecord) -> tuple[datetime, int]:
+    return record.starts_at, int(record.id)
+
+
+class Replica:
+    """The rows of one credential and the facts that make them answerable.
+
+    Args:
+        clock: UNIX seconds, for sync instants and idleness.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.appointments: dict[str, AppointmentRecord] = {}
+        self.records: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS[1:]}
+        self.tombstones: OrderedDict[str, None] = OrderedDict()
+        #: ``[lo, hi)``: every appointment starting in it is held; ``None`` until loaded.
+        self.coverage: tuple[datetime, datetime] | None = None
+        #: Patients every one of whose appointments is held (any start), LRU order, with
+        #: the instant their list was read whole.
+        self.complete_patients: OrderedDict[str, float] = OrderedDict()
+        self._by_patient: dict[str, set[str]] = {}
+        #: Per kind: the instant (UNIX seconds) of the last sync every row of it reflects.
+        self.synced_at: dict[str, float] = {}
+        #: While set, the appointments are known to lag a write (a series changed
+        #: upstream in ways the write's answer does not show); lists go upstream.
+        self.appointments_dirty = False
+        self.version = 0
+        self._index_version = -1
+        self._index: list[AppointmentRecord] = []
+        self._index_starts: list[datetime] = []
+        self._bytes: dict[str, int] = {kind: 0 for kind in KINDS}
+        self.last_read = clock()
+
+    # --- reads --------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The replica's clock, in UNIX seconds."""
+        return self._clock()
+
+    def touch(self) -> None:
+        """A read used this replica: it is not idle."""
+        self.last_read = self._clock()
+
+    def covers(self, low: datetime, high: datetime) -> bool:
+        """Every appointment starting in ``[low, high]`` is held."""
+        if self.coverage is None or self.appointments_dirty:
+            return False
+        lo, hi = self.coverage
+        return lo <= low and high < hi
+
+    def starting_between(self, low: datetime, high: datetime) -> list[AppointmentRecord]:
+        """Held appointments with ``low <= starts_at <= high``, by start then id."""
+        self._reindex()
+        starts = self._index_starts
+        return self._index[bisect.bisect_left(starts, low) : bisect.bisect_right(starts, high)]
+
+    def has_complete_patient(self, patient_id: str) -> bool:
+        completed = self.complete_patients.get(patient_id)
+        if self.appointments_dirty or completed is None:
+            return False
+        if self._clock() - completed > COMPLETE_PATIENT_SECONDS:
+            self.forget_patient(patient_id)
+            return False
+        self.complete_patients.move_to_end(patient_id)
+        return True
+
+    def of_patient(self, patient_id: str) -> list[AppointmentRecord]:
+        """Held appointments of one patient, in no particular order."""
+        ids = self._by_patient.get(patient_id, ())
+        return [self.appointments[i] for i in ids]
+
+    def get(self, kind: str, ids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+        """``({id: row}, ids not answerable here)``; a tombstoned appointment is neither."""
+        found: dict[str, Any] = {}
+        missing: list[str] = []
+        if kind == APPOINTMENTS:
+            appointments, tombstones = self.appointments, self.tombstones
+            for i in ids:
+                row = appointments.get(i)
+                if row is not None:
+                    found[i] = row
+                elif i not in tombstones:
+                    missing.append(i)
+            return found, missing
+        rows = self.records[kind]
+        for i in ids:
+            row = rows.get(i)
+            if row is not None:
+                found[i] = row
+            else:
+                missing.append(i)
+        return found, missing
+
+    def sync_instant(self, kind: str) -> float | None:
+        return self.synced_at.get(kind)
+
+    # --- writes -------------------------------------------------------------------
+
+    def keeps(self, record: AppointmentRecord) -> bool:
+        """Whether an appointment belongs here (inside coverage, or a complete patient's)."""
+        if record.deleted_at is not None:
+            return False
+        if self.coverage is not None:
+            lo, hi = self.coverage
+            if lo <= record.starts_at < hi:
+                return True
+        return record.patient_id is not None and record.patient_id in self.complete_patients
+
+    def apply_appointment(self, record: AppointmentRecord) -> bool:
+        """Upsert, or drop when it no longer belongs here; whether anything changed.
+
+        An older version than the one held (by ``updated_at``) is ignored: a slow answer
+        must not undo a newer one.
+        """
+        current = self.appointments.get(record.id)
+        if current is not None and current.updated_at > record.updated_at:
+            return False
+        if record.deleted_at is not None:
+            self.tombstone(record.id)
+            return current is not None
+        if not self.keeps(record):
+            if current is None:
+                return False
+            self._drop(current)
+            return True
+        if current == record:
+            return False
+        if current is not None:
+            self._drop(current)
+        self.appointments[record.id] = record
+        if record.patient_id is not None:
+            self._by_patient.setdefault(record.patient_id, set()).add(record.id)
+        self._bytes[APPOINTMENTS] += _size(record)
+        self.tombstones.pop(record.id, None)
+        self.version += 1
+        return True
+
+    def tombstone(self, appointment_id: str) -> None:
+        """The appointment was deleted: forget it, and remember that it is gone."""
+        current = self.appointments.get(appointment_id)
+        if current is not None:
+            self._drop(current)
+        self.tombstones[appointment_id] = None
+        self.tombstones.move_to_end(appointment_id)
+        while len(self.tombstones) > MAX_TOMBSTONES:
+            self.tombstones.popitem(last=False)
+
+    def replace_span(
+        self, low: datetime, high: datetime, rows: Iterable[AppointmentRecord]
+    ) -> None:
+        """Hold ``rows``, every appointment starting in ``[low, high)``.
+
+        A held one not among them was deleted without a trace the ``updated_at`` poll can
+        see, or moved away since it was read: either way it is forgotten (not tombstoned,
+        so a lookup by id asks the upstream, which knows which).
+        """
+        seen: set[str] = set()
+        for row in rows:
+            seen.add(row.id)
+            self.apply_appointment(row)
+        for row in list(self.starting_between(low, high)):
+            if row.starts_at < high and row.id not in seen and row.id in self.appointments:
+                self._drop(row)
+
+    def extend_coverage(self, low: datetime, high: datetime) -> None:
+        """``[low, high)`` has just been loaded whole and touches the coverage (or starts it)."""
+        if self.coverage is None:
+            self.coverage = (low, high)
+        else:
+            lo, hi = self.coverage
+            if high < lo or low > hi:
+                raise ValueError("coverage must stay one span")
+            self.coverage = (min(lo, low), max(hi, high))
+
+    def trim_coverage(self, low: datetime) -> None:
+        """Give up the part of the coverage before ``low`` (the window moved on)."""
+        if self.coverage is None or self.coverage[0] >= low:
+            return
+        self.coverage = (low, max(low, self.coverage[1]))
+        for row in [r for r in self.appointments.values() if r.starts_at < low]:
+            if not self.keeps(row):
+                self._drop(row)
+
+    def complete_patient(self, patient_id: str, rows: Iterable[AppointmentRecord]) -> None:
+        """``rows`` are every appointment of the patient: hold them and say so."""
+        self.complete_patients[patient_id] = self._clock()
+        self.complete_patients.move_to_end(patient_id)
+        while len(self.complete_patients) > MAX_COMPLETE_PATIENTS:
+            gone, _ = self.complete_patients.popitem(last=False)
+            for row in self.of_patient(gone):
+                if not self.keeps(row):
+                    self._drop(row)
+        seen: set[str] = set()
+        for row in rows:
+            seen.add(row.id)
+            self.apply_appointment(row)
+        for row in self.of_patient(patient_id):
+            if row.id not in seen:
+                self._drop(row)
+
+    def forget_patient(self, patient_id: str) -> None:
+        """Stop holding the patient's appointments whole (they may have changed unseen)."""
+        if self.complete_patients.pop(patient_id, None) is not None:
+            for row in self.of_patient(patient_id):
+                if not self.keeps(row):
+                    self._drop(row)
+
+    def apply_record(self, kind: str, record: Any, *, only_held: bool = False) -> bool:
+        """Upsert a row of another kind; ``only_held``: only if it is already here."""
+        rows = self.records[kind]
+        current = rows.get(record.id)
+        if current is None and only_held:
+            return False
+        if current == record:
+            return False
+        if current is not None:
+            self._bytes[kind] -= _size(current)
+        rows[record.id] = record
+        self._bytes[kind] += _size(record)
+        self.version += 1
+        return True
+
+    def mark_synced(self, kind: str, instant: float) -> None:
+        self.synced_at[kind] = instant
+
+    # --- introspection ------------------------------------------------------------
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        yield APPOINTMENTS, len(self.appointments)
+        for kind, rows in self.records.items():
+            yield kind, len(rows)
+
+    @property
+    def bytes(self) -> int:
+        """An estimate of the memory the rows take (their objects and field values)."""
+        return sum(self._bytes.values())
+
+    def _drop(self, record: AppointmentRecord) -> None:
+        del self.appointments[record.id]
+        if record.patient_id is not None:
+            ids = self._by_patient.get(record.patient_id)
+            if ids is not None:
+                ids.discard(record.id)
+                if not ids:
+                    del self._by_patient[record.patient_id]
+        self._bytes[APPOINTMENTS] -= _size(record)
+        self.version += 1
+
+    def _reindex(self) -> None:
+        if self._index_version == self.version:
+            return
+        self._index = sorted(self.appointments.values(), key=_sort_key)
+        self._index_starts = [row.starts_at for row in self._index]
+        self._index_version = self.version
+
+
+def _size(record: object) -> int:
+    """Bytes of a record and its field values (shared small objects counted too)."""
+    total = sys.getsizeof(record)
+    if is_dataclass(record):
+        for f in fields(record):
+            value = getattr(record, f.name)
+            if value is not None and not isinstance(value, bool):
+                total += _size(value) if is_dataclass(value) else sys.getsizeof(value)
+    return total

@@ -1,0 +1,575 @@
+"""Keeping one replica fresh: the initial load, the ``updated_at`` polls, deletion checks.
+
+One task per replica (:meth:`Syncer.run`) does everything in turn, most urgent first:
+
+1. **Poll appointments** every ``interval`` seconds: ``q[]=updated_at:>=T`` with
+   ``cancelled_at:*``, ``archived_at:*`` and ``deleted_at:*`` (hidden rows are the point),
+   sorted by ``updated_at`` then id, every page.  ``T`` is the newest ``updated_at`` seen
+   minus one second (Cliniko stamps whole seconds, so a second change within the second
+   of the last one seen is fetched again), and never later than this poll's own start
+   minus :data:`CLOCK_SKEW_SECONDS`.  Rows come back again in the overlap; one equal to
+   the row held changes nothing.  Each row is applied as :meth:`Replica.apply_appointment`
+   says: a cancellation or archive is an update (the row stays, hidden by default), a
+   soft deletion (``deleted_at``) leaves a tombstone, a move out of the window drops the
+   row and a move into it adds it: the poll is not restricted to the window.
+2. **Load** the window, nearest days first: today's span (a day either side of now, so
+   every time zone's "today" is in it), then alternately later and earlier spans of
+   growing size, until it covers ``days_back`` before now to ``days_ahead`` after.  Each
+   span is read whole (every page) and only then added to the coverage.
+3. **Linked rows**: the patients, patient cases (and any reference row) the held
+   appointments link to but the replica lacks, by id, 100 per request.
+4. **Reference data** every ``reference_interval``: businesses, active and inactive
+   practitioners and appointment types whole at first, then by ``updated_at`` like
+   appointments; patients and patient cases by ``updated_at``, applied to those held.
+5. **Deletion check** every ``deletion_check_interval``: the coverage's row count
+   upstream (one ``per_page=1`` request) against the replica's.  A deletion that the
+   ``updated_at`` poll cannot see (a row removed outright) makes them differ; the span is
+   then halved, counting each half, until a span of at most a page differs, which is read
+   again whole (:meth:`Replica.replace_span`).
+6. **Patients read whole** on request (``want_patient``): every appointment of a patient
+   whose appointments a read asked for, so the next such read is local.
+
+Every request goes through a *background* session (``Governor.acquire_background``): it
+takes only what interactive reads leave and never waits.  A refusal (or an upstream
+fault) stretches the appointments' interval (doubling, up to :data:`MAX_STRETCH`), and
+the first success restores it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+from appointments_gateway.upstream import (
+    APPOINTMENT_LIST,
+    APPOINTMENT_TYPE_LIST,
+    BUSINESS_LIST,
+    PATIENT_CASE_LIST,
+    PATIENT_LIST,
+    PRACTITIONER_LIST,
+    AppointmentRecord,
+    ClinikoSession,
+    Filter,
+    FilterSpec,
+    Page,
+    RateBudgetExhausted,
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamUnauthenticated,
+)
+
+from .store import APPOINTMENTS, LINKED_KINDS, REFERENCE_KINDS, Replica
+
+__all__ = ["CLOCK_SKEW_SECONDS", "SyncConfig", "SyncStats", "Syncer"]
+
+logger = logging.getLogger("appointments_gateway.replica")
+
+#: How far the upstream's clock (which stamps ``updated_at``) may lag ours.
+CLOCK_SKEW_SECONDS = 5.0
+#: The appointments' interval grows at most to this many times its setting under pressure.
+MAX_STRETCH = 12
+#: Pages one poll reads at most; the next poll continues from the newest row seen.
+MAX_POLL_PAGES = 10
+_PER_PAGE = 100
+_HOUR = timedelta(hours=1)
+_HALF_DAY = timedelta(hours=12)
+#: While the coverage is this short, linked rows are fetched span by span (today first).
+_EARLY_SPAN = timedelta(days=3)
+#: Background tokens bulk work (loading, reference data, deletion checks) leaves for the
+#: appointments' polls, which keep the replica fresh.
+POLL_TOKENS = 2
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """How one replica is kept (settings ``GATEWAY_SYNC_*``)."""
+
+    interval: float = 5.0
+    reference_interval: float = 60.0
+    deletion_check_interval: float = 60.0
+    days_back: int = 30
+    days_ahead: int = 120
+    #: Reads are answered from the replica only while its sync is at most this old.
+    max_staleness: float = 30.0
+
+
+@dataclass(slots=True)
+class SyncStats:
+    """Counters of one process's syncs, read by the metrics when scraped."""
+
+    requests: dict[str, int]
+    refusals: int = 0
+    failures: int = 0
+    deletions_found: int = 0
+
+    @classmethod
+    def empty(cls) -> SyncStats:
+        return cls(requests={})
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.requests[what] = self.requests.get(what, 0) + n
+
+
+class _Lister(Protocol, Generic[R]):
+    def __call__(
+        self, *, page: int, per_page: int, filters: Sequence[Filter], sort: Sequence[str]
+    ) -> Awaitable[Page[R]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    """One list the sync polls by ``updated_at``: its own cursor, due time and instant."""
+
+    name: str
+    kind: str
+    lister: _Lister[Any]
+    spec: FilterSpec
+    hidden: tuple[str, ...] = ()
+
+
+class Syncer:
+    """The task that keeps one replica fresh; see the module docstring.
+
+    Args:
+        replica: what it fills.
+        session: a background session of the replica's credential, for the polls.
+        bulk: one that leaves :data:`POLL_TOKENS` to them, for everything else.
+        config: intervals and window.
+        stats: process-wide counters.
+        clock: UNIX seconds.
+        sleep: awaited between rounds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        replica: Replica,
+        session: ClinikoSession,
+        bulk: ClinikoSession,
+        config: SyncConfig,
+        stats: SyncStats,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.replica = replica
+        self._session = session
+        self._bulk = bulk
+        self.config = config
+        self.stats = stats
+        self._clock = clock
+        started = clock()
+        self.started_at = started
+        self._since: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        self._stretch = 1
+        self._wake = asyncio.Event()
+        self._patients: dict[str, None] = {}
+        self._polling = False
+        #: Linked ids the upstream does not return: not asked again and again.
+        self._unknown: dict[str, set[str]] = {}
+        self._loaded_feeds: set[str] = set()
+        self._feed = self._feeds()
+        self._feed_synced = {name: started for name in self._feed}
+        #: Set once the whole window is loaded (tests and benchmarks wait for it).
+        self.loaded = asyncio.Event()
+        #: Seconds the appointments' poll waits now (the interval, stretched under pressure).
+        self.current_interval = config.interval
+        # Every row fetched from now on reflects every change before ``started``.
+        for kind in (APPOINTMENTS, *REFERENCE_KINDS, *LINKED_KINDS):
+            replica.mark_synced(kind, started)
+        for name in (APPOINTMENTS, *self._feed):
+            self._since[name] = started - CLOCK_SKEW_SECONDS
+
+    # --- asked by reads -----------------------------------------------------------
+
+    def want_patient(self, patient_id: str) -> None:
+        """A read asked for a patient's appointments: read them whole soon."""
+        if len(self._patients) < 100:
+            self._patients[patient_id] = None
+            self._wake.set()
+
+    def poll_soon(self) -> None:
+        """A write changed rows its answer does not show: poll at once."""
+        self._due[APPOINTMENTS] = 0.0
+        self._wake.set()
+
+    # --- the loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sync until cancelled, or until the credential is refused (401/403)."""
+        while True:
+            try:
+                worked = await self._round()
+            except (UpstreamUnauthenticated, UpstreamForbidden):
+                logger.warning("replica sync stopped: the upstream refused the credential")
+                return
+            except RateBudgetExhausted as exc:
+                # No budget now: come back when a token is due.  Only a refused poll
+                # stretches the interval (reads need the budget); refused bulk work
+                # just waits its turn.
+                self.stats.refusals += 1
+                if self._polling:
+                    self._stretched()
+                await asyncio.sleep(
+                    min(self.current_interval, max(0.05, exc.retry_after_seconds or 0.0))
+                )
+                continue
+            except UpstreamError:
+                # An upstream fault (timeout, 5xx, a 429 that paused the key): back off.
+                self.stats.failures += 1
+                self._stretched()
+                await asyncio.sleep(self.current_interval)
+                continue
+            if worked:
+                continue
+            pause = max(0.05, min(self._due.values(), default=0.0) - self._clock())
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
+            except TimeoutError:
+                pass
+
+    def _stretched(self) -> None:
+        self._stretch = min(MAX_STRETCH, self._stretch * 2)
+        self.current_interval = self.config.interval * self._stretch
+
+    async def _round(self) -> bool:
+        """Do the most urgent piece of work that is due; whether there was any.
+
+        The nearest days' linked rows come before the next span, so today's calendar
+        is whole (patients included) before the far window is loaded.
+        """
+        now = self._clock()
+        self._polling = self._due.get(APPOINTMENTS, 0.0) <= now
+        if self._polling:
+            await self._poll_appointments()
+            # Recover from pressure step by step: each poll that got through halves it.
+            self._stretch = max(1, self._stretch // 2)
+            self.current_interval = self.config.interval * self._stretch
+            self._due[APPOINTMENTS] = self._clock() + self.current_interval
+            return True
+        for feed in self._feed.values():
+            if feed.kind in REFERENCE_KINDS and feed.name not in self._loaded_feeds:
+                await self._load_feed(feed)
+                self._loaded_feeds.add(feed.name)
+                self._due[feed.name] = self._clock() + self.config.reference_interval
+                return True
+        for feed in self._feed.values():
+            if self._due.get(feed.name, 0.0) <= now:
+                # One feed per round: a refusal repeats one request, not six.
+                await self._poll_feed(feed)
+                self._due[feed.name] = self._clock() + self.config.reference_interval
+                return True
+        if await self._fetch_linked(loading=not self.loaded.is_set()):
+            return True
+        if self._patients:
+            patient_id = next(iter(self._patients))
+            await self._read_patient(patient_id)
+            del self._patients[patient_id]
+            return True
+        if await self._extend():
+            return True
+        self.loaded.set()
+        if self._due.get("deletions", 0.0) <= now:
+            self._due["deletions"] = now + self.config.deletion_check_interval
+            await self._check_deletions()
+            return True
+        return False
+
+    # --- appointments -------------------------------------------------------------
+
+    async def _poll_appointments(self) -> None:
+        started = self._clock()
+        rows, whole = await self._changed(
+            "appointments",
+            APPOINTMENTS,
+            self._session.appointments.list,
+            APPOINTMENT_LIST,
+            hidden=("cancelled_at", "archived_at", "deleted_at"),
+            started=started,
+        )
+        replica = self.replica
+        for row in rows:
+            replica.apply_appointment(row)
+        if whole:
+            replica.appointments_dirty = False
+            replica.mark_synced(APPOINTMENTS, started)
+
+    def _window(self) -> tuple[datetime, datetime, datetime]:
+        """Now, and the window's two ends (whole hours, so bounds are whole seconds)."""
+        now = datetime.fromtimestamp(self._clock(), UTC).replace(minute=0, second=0, microsecond=0)
+        config = self.config
+        return now, now - timedelta(days=config.days_back), now + timedelta(days=config.days_ahead)
+
+    async def _extend(self) -> bool:
+        """Load the next rows of the window, on the side nearer to now; whether any were due.
+
+        One request per step, of one page (100 rows) sorted away from the coverage: the
+        coverage grows up to the last row's start (exclusive), or to the window's edge
+        when the page holds every row before it.  A step is one answer, so it is never
+        half applied, and a refused step loses nothing.
+        """
+        replica = self.replica
+        now, far_back, far_ahead = self._window()
+        if replica.coverage is None:
+            # The first step starts half a day back: every time zone's "today" early.
+            replica.extend_coverage(now - _HALF_DAY, now - _HALF_DAY)
+        assert replica.coverage is not None
+        lo, hi = replica.coverage
+        if lo < far_back - _HOUR:
+            replica.trim_coverage(far_back)
+            lo = far_back
+        ahead_due, back_due = hi < far_ahead, lo > far_back
+        if not ahead_due and not back_due:
+            return False
+        forward = ahead_due and (not back_due or hi - now <= now - lo)
+        low, high = (hi, far_ahead) if forward else (far_back, lo)
+        sort = ["starts_at:asc", "id:asc"] if forward else ["starts_at:desc", "id:desc"]
+        page = await self._bulk.appointments.list(
+            page=1, per_page=_PER_PAGE, filters=self._span_filters(low, high), sort=sort
+        )
+        self.stats.count("load")
+        rows = list(page.items)
+        if page.total_entries > len(rows) and rows:
+            # Cut at the last row's start: every row before it is in this page.
+            edge = rows[-1].starts_at
+            if forward:
+                high = edge
+                rows = [r for r in rows if r.starts_at < edge]
+            else:
+                low = edge + timedelta(seconds=1)
+                rows = [r for r in rows if r.starts_at >= low]
+            if high <= low:
+                # 100 rows start in the same second: load that second alone, whole.
+                low, high = edge, edge + timedelta(seconds=1)
+                rows = await self._span_rows(low, high, "load")
+        # Covered and filled in one step (nothing awaits in between), so no read sees
+        # the span covered but empty.
+        replica.extend_coverage(low, high)
+        replica.replace_span(low, high, rows)
+        return True
+
+    def _span_filters(self, low: datetime, high: datetime) -> list[Filter]:
+        return [
+            APPOINTMENT_LIST.where("starts_at", ">=", low),
+            APPOINTMENT_LIST.where("starts_at", "<", high),
+            APPOINTMENT_LIST.where("cancelled_at", "*"),
+            APPOINTMENT_LIST.where("archived_at", "*"),
+        ]
+
+    async def _span_rows(self, low: datetime, high: datetime, what: str) -> list[AppointmentRecord]:
+        return await self._all_pages(
+            what,
+            self._bulk.appointments.list,
+            self._span_filters(low, high),
+            ["starts_at:asc", "id:asc"],
+        )
+
+    async def _read_patient(self, patient_id: str) -> None:
+        filters = [
+            APPOINTMENT_LIST.where("patient_id", "=", patient_id),
+            APPOINTMENT_LIST.where("cancelled_at", "*"),
+            APPOINTMENT_LIST.where("archived_at", "*"),
+        ]
+        rows = await self._all_pages(
+            "patient", self._bulk.appointments.list, filters, ["starts_at:asc", "id:asc"]
+        )
+        self.replica.complete_patient(patient_id, rows)
+
+    async def _check_deletions(self) -> None:
+        coverage = self.replica.coverage
+        if coverage is None:
+            return
+        await self._reconcile(*coverage, depth=0)
+
+    async def _reconcile(self, low: datetime, high: datetime, *, depth: int) -> None:
+        held = [r for r in self.replica.starting_between(low, high) if r.starts_at < high]
+        upstream = await self._count(low, high)
+        if upstream == len(held):
+            return
+        if len(held) <= _PER_PAGE or high - low <= _HOUR or depth >= 12:
+            rows = await self._span_rows(low, high, "deletions")
+            before = len(self.replica.appointments)
+            self.replica.replace_span(low, high, rows)
+            self.stats.deletions_found += max(0, before - len(self.replica.appointments))
+            return
+        middle = low + (high - low) / 2
+        middle = middle.replace(microsecond=0)
+        await self._reconcile(low, middle, depth=depth + 1)
+        await self._reconcile(middle, high, depth=depth + 1)
+
+    async def _count(self, low: datetime, high: datetime) -> int:
+        filters = self._span_filters(low, high)
+        page = await self._bulk.appointments.list(page=1, per_page=1, filters=filters)
+        self.stats.count("deletions")
+        return page.total_entries
+
+    # --- reference and linked rows ------------------------------------------------
+
+    def _feeds(self) -> dict[str, _Feed]:
+        s = self._bulk
+
+        async def inactive(
+            *, page: int, per_page: int, filters: Sequence[Filter], sort: Sequence[str]
+        ) -> Page[Any]:
+            return await s.practitioners.list(
+                page=page, per_page=per_page, filters=filters, sort=sort, inactive=True
+            )
+
+        archived = ("archived_at",)
+        feeds = (
+            _Feed("businesses", "businesses", s.businesses.list, BUSINESS_LIST, archived),
+            # Practitioners are never archived, only inactive: two lists, two feeds.
+            _Feed("practitioners", "practitioners", s.practitioners.list, PRACTITIONER_LIST),
+            _Feed("practitioners_inactive", "practitioners", inactive, PRACTITIONER_LIST),
+            _Feed(
+                "appointment_types",
+                "appointment_types",
+                s.appointment_types.list,
+                APPOINTMENT_TYPE_LIST,
+                archived,
+            ),
+            _Feed("patients", "patients", s.patients.list, PATIENT_LIST, archived),
+            _Feed(
+                "patient_cases", "patient_cases", s.patient_cases.list, PATIENT_CASE_LIST, archived
+            ),
+        )
+        return {feed.name: feed for feed in feeds}
+
+    async def _load_feed(self, feed: _Feed) -> None:
+        """Every row of a reference feed (all its pages)."""
+        started = self._clock()
+        filters = [feed.spec.where(column, "*") for column in feed.hidden]
+        rows = await self._all_pages("reference", feed.lister, filters, ["id:asc"])
+        for row in rows:
+            self.replica.apply_record(feed.kind, row)
+        self._synced(feed, started)
+
+    async def _poll_feed(self, feed: _Feed) -> None:
+        started = self._clock()
+        rows, whole = await self._changed(
+            "reference", feed.name, feed.lister, feed.spec, hidden=feed.hidden, started=started
+        )
+        for row in rows:
+            self.replica.apply_record(feed.kind, row, only_held=feed.kind in LINKED_KINDS)
+        if whole:
+            self._synced(feed, started)
+
+    def _synced(self, feed: _Feed, instant: float) -> None:
+        """A feed is current as of ``instant``; its kind as of its oldest feed."""
+        self._feed_synced[feed.name] = instant
+        self.replica.mark_synced(
+            feed.kind,
+            min(self._feed_synced[f.name] for f in self._feed.values() if f.kind == feed.kind),
+        )
+
+    async def _fetch_linked(self, *, loading: bool) -> bool:
+        """Fetch one kind's rows that held appointments link to and the replica lacks.
+
+        While the window loads, only a full request's worth (100 ids), or the rows that
+        the first days (today's calendar, loaded first) link to: the rest wait for the
+        end of the load, so it costs a request per 100 rows, not one per span.
+        """
+        replica = self.replica
+        s = self._bulk
+        wanted: dict[str, set[str]] = {}
+        attributes = {
+            "patients": "patient_id",
+            "patient_cases": "patient_case_id",
+            "practitioners": "practitioner_id",
+            "businesses": "business_id",
+            "appointment_types": "appointment_type_id",
+        }
+        for kind, attribute in attributes.items():
+            rows = replica.records[kind]
+            missing = {
+                i
+                for r in replica.appointments.values()
+                if (i := getattr(r, attribute)) is not None and i not in rows
+            } - self._unknown.get(kind, set())
+            if missing:
+                wanted[kind] = missing
+        coverage = replica.coverage
+        early = coverage is not None and coverage[1] - coverage[0] <= _EARLY_SPAN
+        if loading and not early:
+            wanted = {k: ids for k, ids in wanted.items() if len(ids) >= _PER_PAGE}
+        if not wanted:
+            return False
+        kind, ids = next(iter(wanted.items()))
+        chunk = sorted(ids)[:_PER_PAGE]
+        fetchers: dict[str, Callable[[list[str]], Awaitable[dict[str, Any]]]] = {
+            "patients": lambda i: s.patients.by_ids(i, include_archived=True),
+            "patient_cases": lambda i: s.patient_cases.by_ids(i, include_archived=True),
+            "practitioners": s.practitioners.by_ids,
+            "businesses": lambda i: s.businesses.by_ids(i, include_archived=True),
+            "appointment_types": lambda i: s.appointment_types.by_ids(i, include_archived=True),
+        }
+        found = await fetchers[kind](chunk)
+        self.stats.count("linked")
+        for row in found.values():
+            replica.apply_record(kind, row)
+        # Ids the upstream does not have (or hides) are not asked again and again.
+        self._unknown.setdefault(kind, set()).update(i for i in chunk if i not in found)
+        return True
+
+    # --- paging helpers -----------------------------------------------------------
+
+    async def _changed(
+        self,
+        what: str,
+        feed: str,
+        lister: _Lister[R],
+        spec: FilterSpec,
+        *,
+        hidden: Sequence[str],
+        started: float,
+    ) -> tuple[list[R], bool]:
+        """Rows of ``kind`` changed since its last poll, oldest first, and whether all.
+
+        "All" unless cut at :data:`MAX_POLL_PAGES`.
+
+        The next poll starts :data:`CLOCK_SKEW_SECONDS` before this one did, so it asks
+        for an overlap of a few seconds (one page, the rows equal to those held); when
+        this one stopped at :data:`MAX_POLL_PAGES`, it continues from the newest row.
+        """
+        since = datetime.fromtimestamp(self._since[feed], UTC).replace(microsecond=0)
+        filters = [spec.where("updated_at", ">=", since), *(spec.where(c, "*") for c in hidden)]
+        rows = await self._all_pages(
+            what, lister, filters, ["updated_at:asc", "id:asc"], max_pages=MAX_POLL_PAGES
+        )
+        whole = len(rows) < MAX_POLL_PAGES * _PER_PAGE
+        if whole:
+            next_since = started - CLOCK_SKEW_SECONDS
+        else:
+            newest: datetime = getattr(rows[-1], "updated_at", None) or since
+            next_since = newest.timestamp() - 1.0
+        self._since[feed] = max(self._since[feed], next_since)
+        return rows, whole
+
+    async def _all_pages(
+        self,
+        what: str,
+        lister: _Lister[R],
+        filters: Sequence[Filter],
+        sort: Sequence[str],
+        *,
+        max_pages: int | None = None,
+    ) -> list[R]:
+        first = await lister(page=1, per_page=_PER_PAGE, filters=filters, sort=sort)
+        self.stats.count(what)
+        rows = list(first.items)
+        pages = math.ceil(first.total_entries / _PER_PAGE)
+        if max_pages is not None:
+            pages = min(pages, max_pages)
+        for number in range(2, pages + 1):
+            page = await lister(page=number, per_page=_PER_PAGE, filters=filters, sort=sort)
+            self.stats.count(what)
+            rows.extend(page.items)
+        return rows
