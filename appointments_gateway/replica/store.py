@@ -86,8 +86,15 @@ class Replica:
         #: Per kind: the instant (UNIX seconds) of the last sync every row of it reflects.
         self.synced_at: dict[str, float] = {}
         #: While set, the appointments are known to lag a write (a series changed
-        #: upstream in ways the write's answer does not show); lists go upstream.
+        #: upstream in ways the write's answer does not show); lists and lookups of
+        #: appointments go upstream.
         self.appointments_dirty = False
+        #: Appointments written through the gateway, with the instant each write's answer
+        #: was applied, until a poll that started after it has completed.
+        self._written: dict[str, float] = {}
+        #: Rows that arrived with the ``updated_at`` of a written row but may be older
+        #: than the write; settled by the next completed poll (see :meth:`mark_synced`).
+        self._deferred: dict[str, AppointmentRecord] = {}
         self.version = 0
         self._index_version = -1
         self._index: list[AppointmentRecord] = []
@@ -134,9 +141,15 @@ class Replica:
         return [self.appointments[i] for i in ids]
 
     def get(self, kind: str, ids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
-        """``({id: row}, ids not answerable here)``; a tombstoned appointment is neither."""
+        """``({id: row}, ids not answerable here)``; a tombstoned appointment is neither.
+
+        While the appointments lag a write (``appointments_dirty``) none of them is
+        answerable: the held row of a repeat cancelled with its series is the old one.
+        """
         found: dict[str, Any] = {}
         missing: list[str] = []
+        if kind == APPOINTMENTS and self.appointments_dirty:
+            return found, list(ids)
         if kind == APPOINTMENTS:
             appointments, tombstones = self.appointments, self.tombstones
             for i in ids:
@@ -170,12 +183,48 @@ class Replica:
                 return True
         return record.patient_id is not None and record.patient_id in self.complete_patients
 
-    def apply_appointment(self, record: AppointmentRecord) -> bool:
+    def wrote(self, record: AppointmentRecord) -> bool:
+        """Apply the upstream's answer to a write through the gateway, and remember it.
+
+        Cliniko stamps whole seconds, so a row changed twice within one second has one
+        ``updated_at`` for both versions.  A poll (or span read) answered between the two
+        and applied after this write would carry the first version with the written
+        row's stamp; :meth:`apply_appointment` holds such rows back until a poll that
+        started after the write has completed.
+        """
+        self._written[record.id] = self._clock()
+        self._deferred.pop(record.id, None)
+        return self._apply(record)
+
+    def apply_appointment(self, record: AppointmentRecord, *, newer_only: bool = False) -> bool:
         """Upsert, or drop when it no longer belongs here; whether anything changed.
 
         An older version than the one held (by ``updated_at``) is ignored: a slow answer
-        must not undo a newer one.
+        must not undo a newer one.  ``newer_only``: one of the same ``updated_at`` is
+        ignored too (a read's answer: only the polls settle versions within a second).
+
+        A row of the same ``updated_at`` as a row written through the gateway since the
+        last completed poll, but different, may predate the write (see :meth:`wrote`):
+        it is deferred, and the next completed poll applies it (the poll started after
+        the write) or drops it (the poll after that fetches the row again, since it
+        re-reads the seconds before its predecessor's start).  A row arriving later for
+        the same id replaces the deferred one: the latest answer is the newest.
         """
+        current = self.appointments.get(record.id)
+        if current is not None and current.updated_at > record.updated_at:
+            return False
+        if current is not None and current.updated_at == record.updated_at:
+            if newer_only:
+                return False
+            self._deferred.pop(record.id, None)
+            written = self._written.get(record.id)
+            synced = self.synced_at.get(APPOINTMENTS, 0.0)
+            if written is not None and synced < written and current != record:
+                self._deferred[record.id] = record
+                return False
+        return self._apply(record)
+
+    def _apply(self, record: AppointmentRecord) -> bool:
         current = self.appointments.get(record.id)
         if current is not None and current.updated_at > record.updated_at:
             return False
@@ -285,7 +334,20 @@ class Replica:
         return True
 
     def mark_synced(self, kind: str, instant: float) -> None:
+        """Every row of ``kind`` reflects the changes made before ``instant``.
+
+        For appointments this settles deferred rows (:meth:`apply_appointment`): one whose
+        write came before ``instant`` arrived with a poll that started after the write, so
+        it is current; the others are dropped for the next poll to fetch again.
+        """
         self.synced_at[kind] = instant
+        if kind != APPOINTMENTS or not self._written:
+            return
+        deferred, self._deferred = self._deferred, {}
+        for appointment_id, record in deferred.items():
+            if self._written.get(appointment_id, instant) < instant:
+                self._apply(record)
+        self._written = {i: at for i, at in self._written.items() if at >= instant}
 
     # --- introspection ------------------------------------------------------------
 

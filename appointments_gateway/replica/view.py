@@ -81,7 +81,9 @@ class ReplicaView:
         if kind == APPOINTMENTS:
             for row in rows:
                 if replica.keeps(row):
-                    replica.apply_appointment(row)
+                    # A read's row may have been fetched before a write this replica
+                    # holds, with the same whole-second ``updated_at``: only newer ones.
+                    replica.apply_appointment(row, newer_only=True)
         else:
             for row in rows:
                 replica.apply_record(kind, row)
@@ -137,7 +139,7 @@ class ReplicaView:
         (a series booked, or cancelled with its repeats) the lists go upstream until the
         next poll has fetched them, and that poll is started now.
         """
-        self._replica.apply_appointment(record)
+        self._replica.wrote(record)
         if series:
             self._replica.appointments_dirty = True
             self._syncer.poll_soon()

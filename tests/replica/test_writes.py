@@ -187,10 +187,6 @@ async def held(serve: Serve) -> AsyncIterator[tuple[Replicated, HeldPolls]]:
         yield gateway, transport
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplicaView.known/lookup answer appointments by id while the replica is dirty",
-)
 async def test_a_series_cancel_is_read_through_while_no_poll_has_come_back(
     held: tuple[Replicated, HeldPolls],
 ) -> None:
@@ -215,10 +211,6 @@ async def test_a_series_cancel_is_read_through_while_no_poll_has_come_back(
         assert by_id.data["appointment"]["status"] == "CANCELLED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Replica.apply_appointment lets a same-second row from an earlier poll replace a write",
-)
 async def test_a_poll_answered_before_a_write_does_not_undo_it(
     held: tuple[Replicated, HeldPolls],
 ) -> None:
