@@ -216,6 +216,11 @@ class _ReplicaCollector(Collector):
             "gateway_replica_keys", "Credentials with a replica in this process.", len(held)
         )
         yield GaugeMetricFamily(
+            "gateway_replica_loading",
+            "Replicas still loading their window (reads they do not hold go upstream).",
+            sum(1 for _, syncer in held if not syncer.loaded.is_set()),
+        )
+        yield GaugeMetricFamily(
             "gateway_replica_bytes",
             "Estimated memory of the replicas' rows (objects and field values), in bytes.",
             sum(replica.bytes for replica, _ in held),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from appointments_gateway.upstream import Credential, UpstreamClient
 
 from .store import APPOINTMENTS, Replica
-from .sync import POLL_TOKENS, SyncConfig, Syncer, SyncStats
+from .sync import POLL_TOKENS, URGENT_QUEUE_SECONDS, SyncConfig, Syncer, SyncStats
 from .view import ReadStats, ReplicaView
 
 __all__ = ["START_WINDOW_SECONDS", "Replicas"]
@@ -128,8 +128,18 @@ class Replicas:
         upstream = self._upstream
         syncer = Syncer(
             replica,
-            upstream.session(credential, background=True),
+            # The polls wait in line for the sync's share (behind a load step, say),
+            # never for the reads' budget.
+            upstream.session(
+                credential, background=True, background_share_wait=self.config.interval
+            ),
             upstream.session(credential, background=True, background_keep=POLL_TOKENS),
+            upstream.session(
+                credential,
+                background=True,
+                background_keep=POLL_TOKENS,
+                background_queue=URGENT_QUEUE_SECONDS,
+            ),
             self.config,
             self.sync_stats,
             clock=self._clock,

@@ -29,19 +29,28 @@ One task per replica (:meth:`Syncer.run`) does everything in turn, most urgent f
 6. **Patients read whole** on request (``want_patient``): every appointment of a patient
    whose appointments a read asked for, so the next such read is local.
 
-Every request goes through a *background* session (``Governor.acquire_background``): it
-takes only what interactive reads leave and never waits.  A refusal (or an upstream
-fault) stretches the appointments' interval (doubling, up to :data:`MAX_STRETCH`), and
-the first success restores it.
+Every request goes through a *background* session (``Governor.acquire_background``),
+within the sync's share of the key's budget.  Normally it takes only what interactive
+reads leave and never waits: a refused poll stretches the appointments' interval
+(doubling, up to :data:`MAX_STRETCH`), and each poll that gets through halves it again.
+
+Two kinds of request instead wait their turn in the key's queue like a read (one at a
+time, at most :data:`URGENT_QUEUE_SECONDS`): the **load** (with its linked rows), and a
+**poll** when the last one is older than half of ``max_staleness``.  Without that, a key
+whose reads use the whole budget (a front desk of a hundred, all reading upstream while
+the replica is empty) would never load the replica that ends the pressure, and a loaded
+replica under sustained pressure would go stale and send every read upstream again.
+The price is one read's slot per such request, only while the pressure lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -54,6 +63,7 @@ from appointments_gateway.upstream import (
     PATIENT_LIST,
     PRACTITIONER_LIST,
     AppointmentRecord,
+    BackgroundShareSpent,
     ClinikoSession,
     Filter,
     FilterSpec,
@@ -81,9 +91,11 @@ _HOUR = timedelta(hours=1)
 _HALF_DAY = timedelta(hours=12)
 #: While the coverage is this short, linked rows are fetched span by span (today first).
 _EARLY_SPAN = timedelta(days=3)
-#: Background tokens bulk work (loading, reference data, deletion checks) leaves for the
+#: Background tokens bulk work (reference data, deletion checks, patients) leaves for the
 #: appointments' polls, which keep the replica fresh.
 POLL_TOKENS = 2
+#: How long a load step or a nearly stale poll waits in the key's queue at most.
+URGENT_QUEUE_SECONDS = 10.0
 
 R = TypeVar("R")
 
@@ -142,6 +154,8 @@ class Syncer:
         replica: what it fills.
         session: a background session of the replica's credential, for the polls.
         bulk: one that leaves :data:`POLL_TOKENS` to them, for everything else.
+        urgent: one that waits its turn with the reads (``background_queue``), for the
+            load and for a poll about to go stale (see the module docstring).
         config: intervals and window.
         stats: process-wide counters.
         clock: UNIX seconds.
@@ -153,6 +167,7 @@ class Syncer:
         replica: Replica,
         session: ClinikoSession,
         bulk: ClinikoSession,
+        urgent: ClinikoSession,
         config: SyncConfig,
         stats: SyncStats,
         *,
@@ -161,6 +176,7 @@ class Syncer:
         self.replica = replica
         self._session = session
         self._bulk = bulk
+        self._urgent = urgent
         self.config = config
         self.stats = stats
         self._clock = clock
@@ -171,11 +187,15 @@ class Syncer:
         self._stretch = 1
         self._wake = asyncio.Event()
         self._patients: dict[str, None] = {}
-        self._polling = False
+        #: The current poll was refused at least once (its interval stretched once).
+        self._poll_refused = False
         #: Linked ids the upstream does not return: not asked again and again.
         self._unknown: dict[str, set[str]] = {}
         self._loaded_feeds: set[str] = set()
-        self._feed = self._feeds()
+        self._feed = self._feeds(bulk)
+        self._urgent_feed = self._feeds(urgent)
+        #: Steps refused by the budget, held until their token is due.
+        self._held: dict[str, float] = {}
         self._feed_synced = {name: started for name in self._feed}
         #: Set once the whole window is loaded (tests and benchmarks wait for it).
         self.loaded = asyncio.Event()
@@ -210,17 +230,6 @@ class Syncer:
             except (UpstreamUnauthenticated, UpstreamForbidden):
                 logger.warning("replica sync stopped: the upstream refused the credential")
                 return
-            except RateBudgetExhausted as exc:
-                # No budget now: come back when a token is due.  Only a refused poll
-                # stretches the interval (reads need the budget); refused bulk work
-                # just waits its turn.
-                self.stats.refusals += 1
-                if self._polling:
-                    self._stretched()
-                await asyncio.sleep(
-                    min(self.current_interval, max(0.05, exc.retry_after_seconds or 0.0))
-                )
-                continue
             except UpstreamError:
                 # An upstream fault (timeout, 5xx, a 429 that paused the key): back off.
                 self.stats.failures += 1
@@ -229,10 +238,11 @@ class Syncer:
                 continue
             if worked:
                 continue
-            pause = max(0.05, min(self._due.values(), default=0.0) - self._clock())
+            waits = [*self._due.values(), *self._held.values()]
+            pause = max(0.05, min(waits, default=1.0) - self._clock())
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=pause)
+                await asyncio.wait_for(self._wake.wait(), timeout=min(pause, 1.0))
             except TimeoutError:
                 pass
 
@@ -241,56 +251,100 @@ class Syncer:
         self.current_interval = self.config.interval * self._stretch
 
     async def _round(self) -> bool:
-        """Do the most urgent piece of work that is due; whether there was any.
+        """Do the most urgent step that is due and gets budget; whether one did.
 
-        The nearest days' linked rows come before the next span, so today's calendar
-        is whole (patients included) before the far window is loaded.
+        Steps in order: the appointments' poll, the reference data's first load, the
+        feeds' polls, linked rows, patients read whole, the next span of the window, the
+        deletion check.  A step refused by the budget is held until its token is due and
+        the next one is tried, so one starved step never blocks the others; a refused
+        poll also stretches the interval.  The nearest days' linked rows come before the
+        next span, so today's calendar is whole before the far window is loaded.
         """
         now = self._clock()
-        self._polling = self._due.get(APPOINTMENTS, 0.0) <= now
-        if self._polling:
-            await self._poll_appointments()
-            # Recover from pressure step by step: each poll that got through halves it.
-            self._stretch = max(1, self._stretch // 2)
-            self.current_interval = self.config.interval * self._stretch
-            self._due[APPOINTMENTS] = self._clock() + self.current_interval
-            return True
-        for feed in self._feed.values():
+        loading = not self.loaded.is_set()
+        for name, step in self._steps(now, loading):
+            if self._held.get(name, 0.0) > now:
+                continue
+            try:
+                if await step():
+                    self._held.pop(name, None)
+                    return True
+            except RateBudgetExhausted as refused:
+                self.stats.refusals += 1
+                self._held[name] = now + max(0.2, refused.retry_after_seconds or 0.0)
+                pressure = not isinstance(refused, BackgroundShareSpent)
+                if name == APPOINTMENTS and pressure and not self._poll_refused:
+                    self._poll_refused = True
+                    self._stretched()
+        return False
+
+    def _steps(
+        self, now: float, loading: bool
+    ) -> Iterator[tuple[str, Callable[[], Awaitable[bool]]]]:
+        if self._due.get(APPOINTMENTS, 0.0) <= now:
+            yield APPOINTMENTS, self._poll_step
+        for feed in self._urgent_feed.values():
             if feed.kind in REFERENCE_KINDS and feed.name not in self._loaded_feeds:
-                await self._load_feed(feed)
-                self._loaded_feeds.add(feed.name)
-                self._due[feed.name] = self._clock() + self.config.reference_interval
-                return True
+                yield f"load:{feed.name}", functools.partial(self._load_step, feed)
         for feed in self._feed.values():
             if self._due.get(feed.name, 0.0) <= now:
-                # One feed per round: a refusal repeats one request, not six.
-                await self._poll_feed(feed)
-                self._due[feed.name] = self._clock() + self.config.reference_interval
-                return True
-        if await self._fetch_linked(loading=not self.loaded.is_set()):
-            return True
+                yield feed.name, functools.partial(self._feed_step, feed)
+        yield "linked", functools.partial(self._fetch_linked, loading=loading)
         if self._patients:
-            patient_id = next(iter(self._patients))
-            await self._read_patient(patient_id)
-            del self._patients[patient_id]
-            return True
-        if await self._extend():
-            return True
-        self.loaded.set()
+            yield "patients", self._patient_step
+        if loading:
+            yield "extend", self._extend
         if self._due.get("deletions", 0.0) <= now:
-            self._due["deletions"] = now + self.config.deletion_check_interval
-            await self._check_deletions()
-            return True
-        return False
+            yield "deletions", self._deletions_step
+
+    async def _poll_step(self) -> bool:
+        await self._poll_appointments()
+        # Under pressure each refused poll doubles the interval once; a poll that got
+        # through at its first try halves it again, so it recovers step by step.
+        if not self._poll_refused:
+            self._stretch = max(1, self._stretch // 2)
+        self._poll_refused = False
+        self.current_interval = self.config.interval * self._stretch
+        self._due[APPOINTMENTS] = self._clock() + self.current_interval
+        return True
+
+    async def _load_step(self, feed: _Feed) -> bool:
+        await self._load_feed(feed)
+        self._loaded_feeds.add(feed.name)
+        self._due[feed.name] = self._clock() + self.config.reference_interval
+        return True
+
+    async def _feed_step(self, feed: _Feed) -> bool:
+        if feed.kind in REFERENCE_KINDS and feed.name not in self._loaded_feeds:
+            return False  # its first load comes first
+        await self._poll_feed(feed)
+        self._due[feed.name] = self._clock() + self.config.reference_interval
+        return True
+
+    async def _patient_step(self) -> bool:
+        patient_id = next(iter(self._patients))
+        await self._read_patient(patient_id)
+        del self._patients[patient_id]
+        return True
+
+    async def _deletions_step(self) -> bool:
+        if self.replica.coverage is None:
+            return False
+        await self._check_deletions()
+        self._due["deletions"] = self._clock() + self.config.deletion_check_interval
+        return True
 
     # --- appointments -------------------------------------------------------------
 
     async def _poll_appointments(self) -> None:
         started = self._clock()
+        synced = self.replica.sync_instant(APPOINTMENTS) or started
+        stale_soon = started - synced > self.config.max_staleness / 2
+        session = self._urgent if stale_soon else self._session
         rows, whole = await self._changed(
             "appointments",
             APPOINTMENTS,
-            self._session.appointments.list,
+            session.appointments.list,
             APPOINTMENT_LIST,
             hidden=("cancelled_at", "archived_at", "deleted_at"),
             started=started,
@@ -328,11 +382,12 @@ class Syncer:
             lo = far_back
         ahead_due, back_due = hi < far_ahead, lo > far_back
         if not ahead_due and not back_due:
+            self.loaded.set()
             return False
         forward = ahead_due and (not back_due or hi - now <= now - lo)
         low, high = (hi, far_ahead) if forward else (far_back, lo)
         sort = ["starts_at:asc", "id:asc"] if forward else ["starts_at:desc", "id:desc"]
-        page = await self._bulk.appointments.list(
+        page = await self._urgent.appointments.list(
             page=1, per_page=_PER_PAGE, filters=self._span_filters(low, high), sort=sort
         )
         self.stats.count("load")
@@ -413,9 +468,7 @@ class Syncer:
 
     # --- reference and linked rows ------------------------------------------------
 
-    def _feeds(self) -> dict[str, _Feed]:
-        s = self._bulk
-
+    def _feeds(self, s: ClinikoSession) -> dict[str, _Feed]:
         async def inactive(
             *, page: int, per_page: int, filters: Sequence[Filter], sort: Sequence[str]
         ) -> Page[Any]:
@@ -478,7 +531,7 @@ class Syncer:
         end of the load, so it costs a request per 100 rows, not one per span.
         """
         replica = self.replica
-        s = self._bulk
+        s = self._urgent if loading else self._bulk
         wanted: dict[str, set[str]] = {}
         attributes = {
             "patients": "patient_id",

@@ -192,13 +192,20 @@ class UpstreamClient:
         await self._http.aclose()
 
     def session(
-        self, credential: Credential, *, background: bool = False, background_keep: int = 0
+        self,
+        credential: Credential,
+        *,
+        background: bool = False,
+        background_keep: int = 0,
+        background_queue: float = 0.0,
+        background_share_wait: float = 0.0,
     ) -> ClinikoSession:
         """A light session for one credential, typically one GraphQL operation.
 
         ``background``: its calls take only budget that interactive reads leave, and never
         wait for it (``Governor.acquire_background``, with ``background_keep`` as
-        ``keep``); the replica's sync uses such sessions.
+        ``keep``, ``background_queue`` as ``queue``, ``background_share_wait`` as
+        ``share_wait``); the replica's sync uses them.
 
         Raises:
             UnsafeUserAgent: the credential points at real Cliniko and the
@@ -210,7 +217,12 @@ class UpstreamClient:
                 "refusing to call a cliniko.com host without one."
             )
         return ClinikoSession(
-            self, credential, background=background, background_keep=background_keep
+            self,
+            credential,
+            background=background,
+            background_keep=background_keep,
+            background_queue=background_queue,
+            background_share_wait=background_share_wait,
         )
 
     async def probe(self, url: str) -> int:
@@ -241,6 +253,8 @@ class UpstreamClient:
         deadline: float | None = None,
         background: bool = False,
         background_keep: int = 0,
+        background_queue: float = 0.0,
+        background_share_wait: float = 0.0,
     ) -> httpx.Response:
         """Send with retries (see :mod:`.retry`); return a 2xx or raise an UpstreamError.
 
@@ -258,8 +272,13 @@ class UpstreamClient:
         with translate_errors(method, route):
             while True:
                 if governor is not None and background:
-                    await governor.acquire_background(
-                        key, keep=background_keep, method=method, route=route
+                    waited += await governor.acquire_background(
+                        key,
+                        keep=background_keep,
+                        queue=background_queue,
+                        share_wait=background_share_wait,
+                        method=method,
+                        route=route,
                     )
                 elif governor is not None:
                     waited += await governor.acquire(
@@ -345,6 +364,8 @@ class ClinikoSession:
         "appointments",
         "background",
         "background_keep",
+        "background_queue",
+        "background_share_wait",
         "businesses",
         "credential",
         "deadline",
@@ -361,12 +382,16 @@ class ClinikoSession:
         *,
         background: bool = False,
         background_keep: int = 0,
+        background_queue: float = 0.0,
+        background_share_wait: float = 0.0,
     ) -> None:
         self._upstream = upstream
         self.credential = credential
         #: Calls take only budget interactive reads leave, and never wait for it.
         self.background = background
         self.background_keep = background_keep
+        self.background_queue = background_queue
+        self.background_share_wait = background_share_wait
         self.stats = RequestStats()
         #: A ``time.monotonic()`` instant past which no request waits for the rate
         #: budget (the operation's deadline); ``None``: only the governor's max_wait.
@@ -445,6 +470,8 @@ class ClinikoSession:
                     deadline=deadline,
                     background=self.background,
                     background_keep=self.background_keep,
+                    background_queue=self.background_queue,
+                    background_share_wait=self.background_share_wait,
                 )
         except TimeoutError:
             if not scope.expired():

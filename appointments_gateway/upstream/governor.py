@@ -86,6 +86,7 @@ __all__ = [
     "DEFAULT_MARGIN_SECONDS",
     "DEFAULT_MAX_WAIT_SECONDS",
     "DEFAULT_RATE_LIMIT",
+    "BackgroundShareSpent",
     "Governor",
     "GovernorStats",
     "RateBudgetExhausted",
@@ -106,6 +107,15 @@ class RateBudgetExhausted(UpstreamRateLimited):
 
     ``status_code`` is 429 because that is what it stands for; ``retry_after_seconds``
     is when a token (or the end of a pause) is due for this key.
+    """
+
+
+class BackgroundShareSpent(RateBudgetExhausted):
+    """A background request refused because background work spent its own share.
+
+    Unlike a plain refusal of a background request, this says nothing about reads: the
+    key's budget may be idle.  The replica's sync tells them apart to stretch its
+    interval only when reads need the budget.
     """
 
 
@@ -288,48 +298,88 @@ class Governor:
             return waited
 
     async def acquire_background(
-        self, key: str, *, keep: int = 0, method: str = "", route: str = ""
-    ) -> None:
-        """Take a token for a background request now, or raise: never waits (module doc).
+        self,
+        key: str,
+        *,
+        keep: int = 0,
+        queue: float = 0.0,
+        share_wait: float = 0.0,
+        method: str = "",
+        route: str = "",
+    ) -> float:
+        """Take a token for a background request, or raise; return the seconds waited.
 
         ``keep``: background tokens this request must leave for more urgent background
         work (the replica's bulk loading keeps some for its freshness polls).
+        ``queue``: 0 (the default) never waits and takes only what reads leave (module
+        doc).  Above 0, the request waits its turn in the key's queue like a read, for
+        at most ``queue`` seconds, still within the background share: for a replica
+        that cannot otherwise load or stay fresh while reads use the whole budget
+        (``replica/sync.py`` says when).  Its caller sends one such request at a time.
+        ``share_wait``: how long it may wait for the background share itself (in line
+        with other background requests, never with reads); 0: only a token there now.
 
         Raises:
             RateBudgetExhausted: the background share is spent, the key's bucket is down
-                to its reserve for interactive reads, or the key is paused after a 429.
+                to its reserve for interactive reads (or its queue is longer than
+                ``queue``), or the key is paused after a 429.
         """
         if not self.enabled:
-            return
+            return 0.0
         if self.background_rate <= 0:
             self._refuse_background(self.window, method, route)
         bucket = _bucket(key)
-        now = self._clock()
+        started = now = self._clock()
         until = await self._state.paused_until(bucket, now=now)
         if until is not None:
-            self._refuse_background(until - now, method, route)
+            if until - now > queue:
+                self._refuse_background(until - now, method, route)
+            await self._sleep(until - now)
+            now = self._clock()
         wait = await self._state.take_tokens(
             f"{bucket}:background",
             rate_per_second=self.background_rate,
             capacity=max(1.0, self.background_capacity - keep),
+            max_wait=share_wait,
             now=now,
         )
+        if wait > share_wait:
+            self._refuse_background(wait, method, route, share=True)
         if wait > 0:
-            self._refuse_background(wait, method, route)
-        wait = await self._state.take_tokens(
-            bucket,
-            rate_per_second=self.rate_per_second,
-            capacity=max(1.0, self.burst - self.background_reserve),
-            now=now,
-        )
+            await self._sleep(wait)
+            now = self._clock()
+        if queue:
+            # In line with the reads: the key's full capacity, waiting at most ``queue``.
+            wait = await self._state.take_tokens(
+                bucket,
+                rate_per_second=self.rate_per_second,
+                capacity=self.burst,
+                max_wait=queue,
+                now=now,
+            )
+            if wait > queue:
+                self._refuse_background(wait, method, route)
+        else:
+            wait = await self._state.take_tokens(
+                bucket,
+                rate_per_second=self.rate_per_second,
+                capacity=max(1.0, self.burst - self.background_reserve),
+                now=now,
+            )
+            if wait > 0:
+                # The background token is lost: that only ever sends less.
+                self._refuse_background(wait, method, route)
         if wait > 0:
-            # The background token is lost: that only ever sends less.
-            self._refuse_background(wait, method, route)
+            await self._sleep(wait)
         self.stats.background_granted += 1
+        return self._clock() - started
 
-    def _refuse_background(self, retry_after: float, method: str, route: str) -> None:
+    def _refuse_background(
+        self, retry_after: float, method: str, route: str, *, share: bool = False
+    ) -> None:
         self.stats.background_refused += 1
-        raise RateBudgetExhausted(
+        error = BackgroundShareSpent if share else RateBudgetExhausted
+        raise error(
             f"{method} {route}: no background budget now",
             status_code=429,
             reset_at=datetime.fromtimestamp(self._clock() + retry_after, UTC),
