@@ -323,6 +323,11 @@ class Baselines:
     idle_cpu_ms_per_s: float = math.nan
     rss_mb: dict[str, float] = field(default_factory=dict)
     profile: str = ""
+    replica_rows: int = 0
+    replica_cpu_ms: float = math.nan
+    replica_p50_ms: float = math.nan
+    replica_idle_cpu_ms_per_s: float = math.nan
+    replica_floor: dict[str, Any] = field(default_factory=dict)
 
 
 async def phase_cpu(
@@ -390,15 +395,12 @@ def _same_data(a: list[dict[str, Any]], b: list[dict[str, Any]], what: str) -> N
 
 
 def _floor(calendar: Row, fx: Fixture) -> dict[str, Any]:
+    return _floor_of(document("calendar"), {"from": fx.now}, calendar.responses[0])
+
+
+def _floor_of(doc: str, variables: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(
-            {
-                "document": document("calendar"),
-                "variables": {"from": fx.now},
-                "data": calendar.responses[0],
-            },
-            handle,
-        )
+        json.dump({"document": doc, "variables": variables, "data": data}, handle)
     try:
         out = subprocess.run(
             [sys.executable, "-m", "bench.floor", handle.name],
@@ -410,6 +412,78 @@ def _floor(calendar: Row, fx: Fixture) -> dict[str, Any]:
         os.unlink(handle.name)
     result: dict[str, Any] = json.loads(out.stdout)
     return result
+
+
+async def phase_replica(base: Baselines, now: str, s: Settings, log_dir: Path) -> None:
+    """The calendar served by the replica (issue 11): CPU per operation against its floor.
+
+    Its own sandbox (0 ms, no limit) and a gateway with ``GATEWAY_SYNC=on`` whose replica
+    starts at the first read; measured once ``gateway_replica_loading`` is 0.  The
+    document is ``calendar_window``: the calendar's selection over ``[from, to)``, where
+    ``to`` is the 101st upcoming row's start, so it holds the same 100 rows as the
+    calendar.  Every measured response must say ``freshness.source == "replica"`` and 0
+    upstream requests.  The sync's own polls run meanwhile (the idle rate is shown).
+    """
+    log("phase 1b: the calendar served by the replica (0 ms, sync on)")
+    env = {"GATEWAY_SYNC": "on", "GATEWAY_SYNC_START_AFTER": "0"}
+    doc = document("calendar_window")
+    with (
+        procs.sandbox(0, log_dir, tag="replica") as sandbox_proc,
+        procs.gateway(sandbox_proc.url, DEMO_KEY_A, log_dir, tag="replica", env=env) as gw,
+    ):
+        async with _http(8) as http:
+            client = Client(http, gw.url)
+            rows = await client.send(
+                """query($from: DateTime!) { appointments(first: 101,
+                filter: {startsAt: {gte: $from}}) { nodes { startsAt } } }""",
+                {"from": now},
+            )
+            variables = {"from": now, "to": rows["appointments"]["nodes"][100]["startsAt"]}
+            metrics_url = str(httpx.URL(gw.url).copy_with(path="/metrics"))
+            deadline = time.monotonic() + 120
+            while True:
+                text = (await http.get(metrics_url)).text
+                if "gateway_replica_keys 1.0" in text and "gateway_replica_loading 0.0" in text:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("the replica did not load within 120 s")
+                await asyncio.sleep(0.5)
+
+            async def served() -> dict[str, Any]:
+                response = await http.post(gw.url, json={"query": doc, "variables": variables})
+                body: dict[str, Any] = response.json()
+                extensions = body["extensions"]
+                if body.get("errors") or extensions["freshness"]["source"] != "replica":
+                    raise AssertionError(f"not served by the replica: {str(body)[:500]}")
+                if extensions["upstream"]["requests"] != 0:
+                    raise AssertionError("the replica's calendar sent upstream requests")
+                data: dict[str, Any] = body["data"]
+                return data
+
+            data = await served()
+            base.replica_rows = len(data["appointments"]["edges"])
+            for _ in range(20):
+                await served()
+            batches = []
+            for _ in range(s.cpu_batches):
+                cpu_before = procs.cpu_seconds(gw.pid)
+                for _ in range(100):
+                    await served()
+                batches.append((procs.cpu_seconds(gw.pid) - cpu_before) / 100 * 1e3)
+            base.replica_cpu_ms = statistics.median(batches)
+            latencies = []
+            for _ in range(max(20, s.latency_samples)):
+                started = time.perf_counter()
+                await served()
+                latencies.append((time.perf_counter() - started) * 1e3)
+            base.replica_p50_ms = percentile(latencies, 0.5)
+            cpu_before, started = procs.cpu_seconds(gw.pid), time.perf_counter()
+            await asyncio.sleep(5)
+            base.replica_idle_cpu_ms_per_s = (
+                (procs.cpu_seconds(gw.pid) - cpu_before) / (time.perf_counter() - started) * 1e3
+            )
+            base.rss_mb["gateway with account A's replica"] = procs.peak_rss_mb(gw.pid)
+    base.replica_floor = _floor_of(doc, variables, data)
 
 
 async def phase_latency(
@@ -547,6 +621,15 @@ def render(rows: dict[str, Row], base: Baselines, s: Settings, started: datetime
         f"{_f(base.naive_cpu_ms / floor_ms, 2)} | {_f(base.naive_p50_ms)} / "
         f"{_f(base.naive_p95_ms)} |",
         "",
+        f"| (c) the same 100 rows served by the replica (`calendar_window`: startsAt "
+        f"`[from, to)`; its own floor {_f(base.replica_floor.get('median_ms', math.nan), 2)} "
+        f"ms) | 0 | {_f(base.replica_cpu_ms)} | "
+        f"{_f(base.replica_cpu_ms / base.replica_floor.get('median_ms', math.nan), 2)} | "
+        f"{_f(base.replica_p50_ms)} (0 ms upstream) |",
+        "",
+        f"The replica's gateway idles at {_f(base.replica_idle_cpu_ms_per_s, 2)} ms CPU per "
+        "second (its sync polls, included in (c)'s batches).",
+        "",
         f"Batching saves {base.naive_requests - cal.sandbox_requests} of "
         f"{base.naive_requests} upstream requests on the calendar "
         f"({base.naive_requests / max(cal.sandbox_requests, 1):.0f}× fewer).",
@@ -653,6 +736,7 @@ async def run(s: Settings) -> tuple[str, str]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         log_dir = Path(tmp)
         await phase_cpu(rows, base, now, s, log_dir)
+        await phase_replica(base, now, s, log_dir)
         await phase_latency(rows, base, now, s, log_dir)
         if s.profile:
             await phase_profile(base, now, s, log_dir)

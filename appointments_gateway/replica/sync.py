@@ -1,33 +1,35 @@
 """Keeping one replica fresh: the initial load, the ``updated_at`` polls, deletion checks.
 
-One task per replica (:meth:`Syncer.run`) does everything in turn, most urgent first:
+One task per replica (:meth:`Syncer.run`) takes, step by step, the most urgent piece of
+work that is due (:meth:`Syncer._round` gives the order):
 
 1. **Poll appointments** every ``interval`` seconds: ``q[]=updated_at:>=T`` with
    ``cancelled_at:*``, ``archived_at:*`` and ``deleted_at:*`` (hidden rows are the point),
-   sorted by ``updated_at`` then id, every page.  ``T`` is the newest ``updated_at`` seen
-   minus one second (Cliniko stamps whole seconds, so a second change within the second
-   of the last one seen is fetched again), and never later than this poll's own start
-   minus :data:`CLOCK_SKEW_SECONDS`.  Rows come back again in the overlap; one equal to
-   the row held changes nothing.  Each row is applied as :meth:`Replica.apply_appointment`
-   says: a cancellation or archive is an update (the row stays, hidden by default), a
-   soft deletion (``deleted_at``) leaves a tombstone, a move out of the window drops the
-   row and a move into it adds it: the poll is not restricted to the window.
-2. **Load** the window, nearest days first: today's span (a day either side of now, so
-   every time zone's "today" is in it), then alternately later and earlier spans of
-   growing size, until it covers ``days_back`` before now to ``days_ahead`` after.  Each
-   span is read whole (every page) and only then added to the coverage.
+   sorted by ``updated_at`` then id, every page.  ``T`` is this poll's predecessor's start
+   minus :data:`CLOCK_SKEW_SECONDS`: Cliniko stamps whole seconds, and its clock may lag
+   ours, so each poll fetches the last few seconds again (one page; rows equal to those
+   held change nothing).  Each row is applied as :meth:`Replica.apply_appointment` says:
+   an edit, cancellation or archive replaces the row (cancelled and archived rows stay,
+   hidden by default), a soft deletion (``deleted_at``) leaves a tombstone, a move out of
+   the window drops the row and a move into it adds it: the poll is not restricted to
+   the window.
+2. **Reference data**: businesses, active and inactive practitioners and appointment
+   types read whole once, then, like patients and patient cases (applied to those held),
+   polled by ``updated_at`` every ``reference_interval``: one feed per list
+   (:class:`_Feed`), one request per step.
 3. **Linked rows**: the patients, patient cases (and any reference row) the held
    appointments link to but the replica lacks, by id, 100 per request.
-4. **Reference data** every ``reference_interval``: businesses, active and inactive
-   practitioners and appointment types whole at first, then by ``updated_at`` like
-   appointments; patients and patient cases by ``updated_at``, applied to those held.
-5. **Deletion check** every ``deletion_check_interval``: the coverage's row count
+4. **Load** the window nearest to now first, one request per step: a page of 100 rows
+   sorted away from the coverage, which then grows to the last row's start
+   (:meth:`Syncer._extend`): every step is one answer, never half applied.  It starts
+   half a day back, so every time zone's "today" comes early.
+5. **Patients read whole** on request (``want_patient``): every appointment of a patient
+   whose appointments a read asked for, so the next such read is local.
+6. **Deletion check** every ``deletion_check_interval``: the coverage's row count
    upstream (one ``per_page=1`` request) against the replica's.  A deletion that the
    ``updated_at`` poll cannot see (a row removed outright) makes them differ; the span is
    then halved, counting each half, until a span of at most a page differs, which is read
    again whole (:meth:`Replica.replace_span`).
-6. **Patients read whole** on request (``want_patient``): every appointment of a patient
-   whose appointments a read asked for, so the next such read is local.
 
 Every request goes through a *background* session (``Governor.acquire_background``),
 within the sync's share of the key's budget.  Normally it takes only what interactive
@@ -159,7 +161,6 @@ class Syncer:
         config: intervals and window.
         stats: process-wide counters.
         clock: UNIX seconds.
-        sleep: awaited between rounds (injectable for tests).
     """
 
     def __init__(
@@ -191,6 +192,8 @@ class Syncer:
         self._poll_refused = False
         #: Linked ids the upstream does not return: not asked again and again.
         self._unknown: dict[str, set[str]] = {}
+        #: The replica's version when linked rows were last found complete.
+        self._linked_version = -1
         self._loaded_feeds: set[str] = set()
         self._feed = self._feeds(bulk)
         self._urgent_feed = self._feeds(urgent)
@@ -254,7 +257,7 @@ class Syncer:
         """Do the most urgent step that is due and gets budget; whether one did.
 
         Steps in order: the appointments' poll, the reference data's first load, the
-        feeds' polls, linked rows, patients read whole, the next span of the window, the
+        feeds' polls, linked rows, the next span of the window, patients read whole, the
         deletion check.  A step refused by the budget is held until its token is due and
         the next one is tried, so one starved step never blocks the others; a refused
         poll also stretches the interval.  The nearest days' linked rows come before the
@@ -290,10 +293,13 @@ class Syncer:
             if self._due.get(feed.name, 0.0) <= now:
                 yield feed.name, functools.partial(self._feed_step, feed)
         yield "linked", functools.partial(self._fetch_linked, loading=loading)
-        if self._patients:
-            yield "patients", self._patient_step
         if loading:
             yield "extend", self._extend
+        if self._patients:
+            yield "patients", self._patient_step
+        if not loading:
+            # The window moves with the clock: an hour's worth is due every hour.
+            yield "slide", self._extend
         if self._due.get("deletions", 0.0) <= now:
             yield "deletions", self._deletions_step
 
@@ -387,7 +393,8 @@ class Syncer:
         forward = ahead_due and (not back_due or hi - now <= now - lo)
         low, high = (hi, far_ahead) if forward else (far_back, lo)
         sort = ["starts_at:asc", "id:asc"] if forward else ["starts_at:desc", "id:desc"]
-        page = await self._urgent.appointments.list(
+        session = self._bulk if self.loaded.is_set() else self._urgent
+        page = await session.appointments.list(
             page=1, per_page=_PER_PAGE, filters=self._span_filters(low, high), sort=sort
         )
         self.stats.count("load")
@@ -531,6 +538,8 @@ class Syncer:
         end of the load, so it costs a request per 100 rows, not one per span.
         """
         replica = self.replica
+        if replica.version == self._linked_version:
+            return False  # nothing changed since the last look found nothing to fetch
         s = self._urgent if loading else self._bulk
         wanted: dict[str, set[str]] = {}
         attributes = {
@@ -554,6 +563,8 @@ class Syncer:
         if loading and not early:
             wanted = {k: ids for k, ids in wanted.items() if len(ids) >= _PER_PAGE}
         if not wanted:
+            if not loading:
+                self._linked_version = replica.version
             return False
         kind, ids = next(iter(wanted.items()))
         chunk = sorted(ids)[:_PER_PAGE]

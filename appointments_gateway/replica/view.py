@@ -99,18 +99,34 @@ class ReplicaView:
         return self._replica.starting_between(low, high)
 
     def of_patients(self, patient_ids: Iterable[str]) -> list[AppointmentRecord] | None:
-        """Every appointment of these patients, or ``None`` (their reading is then asked)."""
+        """Every appointment of these patients, or ``None``.
+
+        For several patients (a combined list) the missing ones are then read whole in
+        the background; one patient's list the read itself reads whole (``lists.py``).
+        """
         instant = self._fresh(APPOINTMENTS)
         patient_ids = list(patient_ids)
         replica = self._replica
         incomplete = [p for p in patient_ids if not replica.has_complete_patient(p)]
         if instant is None or incomplete:
-            if instant is not None:
+            if instant is not None and len(patient_ids) > 1:
                 for patient_id in incomplete[:10]:
                     self._syncer.want_patient(patient_id)
             return None
         self._rely(APPOINTMENTS, instant)
         return [row for p in patient_ids for row in replica.of_patient(p)]
+
+    def live(self) -> bool:
+        """Whether the appointments are fresh enough to answer from (and to fill)."""
+        return self._fresh(APPOINTMENTS) is not None
+
+    def read_whole(self, patient_id: str, rows: Iterable[AppointmentRecord]) -> None:
+        """``rows`` are every appointment of the patient, just read by a request."""
+        self._replica.complete_patient(patient_id, rows)
+
+    def want_whole(self, patient_id: str) -> None:
+        """A patient too big for one page: the sync reads it whole in the background."""
+        self._syncer.want_patient(patient_id)
 
     def known(self, appointment_ids: Iterable[str]) -> list[AppointmentRecord] | None:
         """These appointments (deleted ones left out), or ``None`` when one is unknown."""

@@ -33,7 +33,7 @@ from appointments_gateway.resolvers.pagination import (
     Slice,
     paginate,
 )
-from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
+from appointments_gateway.upstream import APPOINTMENT_LIST, AppointmentRecord, ClinikoSession
 
 __all__ = ["appointments_page", "combined_rows", "record_id"]
 
@@ -55,6 +55,8 @@ async def appointments_page(
     ``local``: the credential's replica, asked first.
     """
     rows = None if local is None or not has_rows else matching_rows(local, criteria)
+    if rows is None and local is not None and has_rows:
+        rows = await _read_patient_whole(session, local, criteria)
     if rows is not None:
         return await _paginate(args, scope, InMemoryList(rows), need_items)
     filters = criteria.filters()
@@ -83,6 +85,35 @@ async def _paginate(
         )
     except PaginationError as exc:
         raise BadUserInput(str(exc)) from None
+
+
+async def _read_patient_whole(
+    session: ClinikoSession, local: ReplicaView, criteria: AppointmentCriteria
+) -> list[AppointmentRecord] | None:
+    """One patient's list the replica lacks (a patient screen): read it whole, then answer.
+
+    Every appointment of the patient, hidden ones included, in one page of 100: the
+    request the page would have cost anyway, and the patient's next screens are local.
+    A patient with more than 100 appointments is left to the sync, which reads every
+    page in the background (this request is then spent for nothing, once).
+    """
+    patients = criteria.patient_ids
+    if patients is None or len(patients) != 1 or not local.live():
+        return None
+    filters = [
+        APPOINTMENT_LIST.where("patient_id", "=", patients[0]),
+        APPOINTMENT_LIST.where("cancelled_at", "*"),
+        APPOINTMENT_LIST.where("archived_at", "*"),
+    ]
+    with translate_upstream():
+        page = await session.appointments.list(
+            page=1, per_page=MAX_PAGE_SIZE, filters=filters, sort=["starts_at:asc", "id:asc"]
+        )
+    if page.total_entries > len(page.items):
+        local.want_whole(patients[0])
+        return None
+    local.read_whole(patients[0], page.items)
+    return matching_rows(local, criteria)
 
 
 def record_id(record: AppointmentRecord) -> str:

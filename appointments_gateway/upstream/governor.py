@@ -339,7 +339,8 @@ class Governor:
         wait = await self._state.take_tokens(
             f"{bucket}:background",
             rate_per_second=self.background_rate,
-            capacity=max(1.0, self.background_capacity - keep),
+            # A small bucket keeps at most half of itself for the more urgent work.
+            capacity=max(1.0, self.background_capacity - min(keep, self.background_capacity / 2)),
             max_wait=share_wait,
             now=now,
         )
