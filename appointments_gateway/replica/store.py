@@ -89,9 +89,9 @@ class Replica:
         #: upstream in ways the write's answer does not show); lists and lookups of
         #: appointments go upstream.
         self.appointments_dirty = False
-        #: Appointments written through the gateway, with the instant each write's answer
-        #: was applied, until a poll that started after it has completed.
-        self._written: dict[str, float] = {}
+        #: Appointments written through the gateway: the instant each write's answer was
+        #: applied, and that answer, until a poll that started after it has completed.
+        self._written: dict[str, tuple[float, AppointmentRecord]] = {}
         #: Rows that arrived with the ``updated_at`` of a written row but may be older
         #: than the write; settled by the next completed poll (see :meth:`mark_synced`).
         self._deferred: dict[str, AppointmentRecord] = {}
@@ -192,7 +192,7 @@ class Replica:
         row's stamp; :meth:`apply_appointment` holds such rows back until a poll that
         started after the write has completed.
         """
-        self._written[record.id] = self._clock()
+        self._written[record.id] = (self._clock(), record)
         self._deferred.pop(record.id, None)
         return self._apply(record)
 
@@ -219,7 +219,7 @@ class Replica:
             self._deferred.pop(record.id, None)
             written = self._written.get(record.id)
             synced = self.synced_at.get(APPOINTMENTS, 0.0)
-            if written is not None and synced < written and current != record:
+            if written is not None and synced < written[0] and current != record:
                 self._deferred[record.id] = record
                 return False
         return self._apply(record)
@@ -266,14 +266,31 @@ class Replica:
         A held one not among them was deleted without a trace the ``updated_at`` poll can
         see, or moved away since it was read: either way it is forgotten (not tombstoned,
         so a lookup by id asks the upstream, which knows which).
+
+        Except a row written through the gateway since the last completed poll: ``rows``
+        may have been read before the write (a load step or a deletion check in flight),
+        so it is kept, or added when it starts in the span (its write's answer may have
+        come before the span was covered, and was not held then).  Were it deleted
+        meanwhile, the next deletion check finds it.
         """
+        synced = self.synced_at.get(APPOINTMENTS, 0.0)
+        pending = {i: record for i, (at, record) in self._written.items() if at > synced}
         seen: set[str] = set()
         for row in rows:
             seen.add(row.id)
             self.apply_appointment(row)
         for row in list(self.starting_between(low, high)):
-            if row.starts_at < high and row.id not in seen and row.id in self.appointments:
+            if (
+                row.starts_at < high
+                and row.id not in seen
+                and row.id not in pending
+                and row.id in self.appointments
+            ):
                 self._drop(row)
+        for record in pending.values():
+            if record.id not in seen and record.id not in self.tombstones:
+                if low <= record.starts_at < high:
+                    self._apply(record)
 
     def extend_coverage(self, low: datetime, high: datetime) -> None:
         """``[low, high)`` has just been loaded whole and touches the coverage (or starts it)."""
@@ -345,9 +362,10 @@ class Replica:
             return
         deferred, self._deferred = self._deferred, {}
         for appointment_id, record in deferred.items():
-            if self._written.get(appointment_id, instant) < instant:
+            written = self._written.get(appointment_id)
+            if written is not None and written[0] < instant:
                 self._apply(record)
-        self._written = {i: at for i, at in self._written.items() if at >= instant}
+        self._written = {i: w for i, w in self._written.items() if w[0] >= instant}
 
     # --- introspection ------------------------------------------------------------
 

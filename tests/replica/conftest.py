@@ -326,46 +326,68 @@ class Replicated:
         return row
 
 
-class HeldPolls(httpx.AsyncBaseTransport):
-    """The sandbox, except that while :meth:`holding`, the replica's polls wait.
+def is_poll(request: httpx.Request) -> bool:
+    """The replica's poll of the appointments: ``q[]=updated_at:>=…``."""
+    return request.url.path.endswith("/individual_appointments") and any(
+        value.startswith("updated_at:") for value in request.url.params.get_list("q[]")
+    )
 
-    A poll (``q[]=updated_at:>=…`` on the appointments) is answered by the sandbox at once
-    (so it reflects the data as it was then) and its answer is handed back only when the
-    hold ends: what a slow network does to a poll in flight.  The answers are the
-    sandbox's own; only their timing is chosen, so a race can be made to happen every
-    time instead of once in a thousand runs.
+
+def is_span_read(request: httpx.Request) -> bool:
+    """A read of a span of the window, whole pages of it: a load step or a deletion check.
+
+    The sync reads spans as ``starts_at:>=``/``starts_at:<`` with cancelled and archived
+    rows, 100 a page, sorted by start (a count asks ``per_page=1``).
+    """
+    queries = request.url.params.get_list("q[]")
+    return (
+        request.url.path.endswith("/individual_appointments")
+        and request.url.params.get("per_page") == "100"
+        and {"cancelled_at:*", "archived_at:*"} <= set(queries)
+        and any(q.startswith("starts_at:>=") for q in queries)
+        and request.url.params.get("sort", "").startswith("starts_at:")
+    )
+
+
+class Held(httpx.AsyncBaseTransport):
+    """The sandbox, except that answers to chosen requests are held in flight.
+
+    Inside :meth:`holding`, a matching request is answered by the sandbox at once (so the
+    answer reflects the data as it was then) and handed back only when the block ends:
+    what a slow network does to a request in flight.  The answers are the sandbox's own;
+    only their timing is chosen, so a race between the sync and a write can be made to
+    happen every run instead of once in a thousand.
     """
 
     def __init__(self, app: Starlette) -> None:
         self._inner = httpx.ASGITransport(app=app)
-        self._release = asyncio.Event()
-        self._release.set()
-        #: Set when a poll has been answered and is being held.
-        self.held = asyncio.Event()
-
-    @staticmethod
-    def is_poll(request: httpx.Request) -> bool:
-        return request.url.path.endswith("/individual_appointments") and any(
-            value.startswith("updated_at:") for value in request.url.params.get_list("q[]")
-        )
+        self._holds: list[tuple[Callable[[httpx.Request], bool], asyncio.Event, asyncio.Event]]
+        self._holds = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
-        if self.is_poll(request) and not self._release.is_set():
-            await response.aread()
-            self.held.set()
-            await self._release.wait()
+        for matches, held, release in list(self._holds):
+            if matches(request) and not release.is_set():
+                await response.aread()
+                held.set()
+                await release.wait()
         return response
 
     @asynccontextmanager
-    async def holding(self) -> AsyncIterator[None]:
-        """Hold every poll answered inside the block until the block ends."""
-        self.held.clear()
-        self._release.clear()
+    async def holding(
+        self, matches: Callable[[httpx.Request], bool] = is_poll
+    ) -> AsyncIterator[asyncio.Event]:
+        """Hold the answers of matching requests until the block ends.
+
+        Yields an event set once an answer is being held.
+        """
+        hold = (matches, asyncio.Event(), asyncio.Event())
+        self._holds.append(hold)
         try:
-            yield
+            yield hold[1]
         finally:
-            self._release.set()
+            hold[2].set()
+            self._holds.remove(hold)
 
 
 @asynccontextmanager

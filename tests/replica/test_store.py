@@ -5,8 +5,9 @@ one second look alike to the ``updated_at`` order.  These tests pin, on a fake c
 the store tells them apart around writes made through the gateway (``Replica.wrote``):
 a row that may predate the write is held back until a poll that started after the write
 completes (``mark_synced``), and is then applied (it came with that poll) or dropped (the
-poll after it fetches the row again).  ``tests/replica/test_writes.py`` shows the race
-end to end.
+poll after it fetches the row again).  A span's answer (a load step, a deletion check)
+may also predate a write: a row written since the last completed poll survives
+``replace_span``.  ``tests/replica/test_writes.py`` shows these races end to end.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ class Clock:
         return self.now
 
 
-def record(notes: str, *, updated: str = SECOND, **extra: Any) -> AppointmentRecord:
-    """Appointment 1, starting tomorrow (inside the coverage), with these notes."""
+def record(notes: str, *, updated: str = SECOND, id: str = "1", **extra: Any) -> AppointmentRecord:
+    """An appointment (1 by default) starting tomorrow (inside the coverage)."""
     return AppointmentRecord.from_json(
         {
-            "id": "1",
+            "id": id,
             "created_at": "2026-12-01T00:00:00Z",
             "updated_at": updated,
             "starts_at": "2026-12-06T09:00:00Z",
@@ -125,3 +126,36 @@ def test_while_dirty_no_appointment_is_answered_by_id() -> None:
     assert store.get(APPOINTMENTS, ["1", "2"]) == ({"1": store.appointments["1"]}, [])
     store.appointments_dirty = True
     assert store.get(APPOINTMENTS, ["1", "2"]) == ({}, ["1", "2"])
+
+
+def test_a_span_answer_without_a_row_written_since_the_last_poll_keeps_it() -> None:
+    clock = Clock()
+    store = replica(clock)
+    store.wrote(record("booked", id="2"))
+    low, high = NOW, NOW + timedelta(days=2)
+    store.replace_span(low, high, [record("held")])  # read before the booking
+    assert set(store.appointments) == {"1", "2"}
+    clock.now += 0.5
+    store.mark_synced(APPOINTMENTS, clock.now)  # a poll that started after the write
+    store.replace_span(low, high, [record("held")])  # now its absence means it is gone
+    assert set(store.appointments) == {"1"}
+
+
+def test_a_row_written_before_its_span_was_covered_is_added_with_the_span() -> None:
+    clock = Clock()
+    store = Replica(clock=clock)
+    store.mark_synced(APPOINTMENTS, clock.now - 1.0)
+    store.wrote(record("booked", id="2"))  # no coverage yet: not held
+    assert store.appointments == {}
+    low, high = NOW, NOW + timedelta(days=2)
+    store.extend_coverage(low, high)
+    store.replace_span(low, high, [record("held")])  # the load step's answer, read before
+    assert notes_of(store, "2") == "booked"
+    store.wrote(record("gone", id="3"))
+    store.tombstone("3")  # deleted since: a span read does not bring it back
+    store.replace_span(low, high, [record("held")])
+    assert "3" not in store.appointments
+
+
+def notes_of(store: Replica, appointment_id: str) -> str | None:
+    return store.appointments[appointment_id].notes

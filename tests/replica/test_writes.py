@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -20,12 +22,16 @@ from tests.conftest import Serve
 
 from .conftest import (
     Answer,
-    HeldPolls,
+    Held,
     Replicated,
     day_around,
     eventually,
+    is_poll,
+    is_span_read,
+    iso,
     make_sandbox,
     open_replicated,
+    parse_time,
 )
 
 DAY = """
@@ -179,16 +185,16 @@ async def test_a_series_cancelled_with_its_repeats_is_in_the_next_list_read(
 
 
 @pytest.fixture
-async def held(serve: Serve) -> AsyncIterator[tuple[Replicated, HeldPolls]]:
+async def held(serve: Serve) -> AsyncIterator[tuple[Replicated, Held]]:
     """The gateway whose replica's polls can be held in flight."""
     sandbox = make_sandbox()
-    transport = HeldPolls(sandbox)
+    transport = Held(sandbox)
     async with open_replicated(serve, sandbox, transport=transport) as gateway:
         yield gateway, transport
 
 
 async def test_a_series_cancel_is_read_through_while_no_poll_has_come_back(
-    held: tuple[Replicated, HeldPolls],
+    held: tuple[Replicated, Held],
 ) -> None:
     """With the poll that would fetch the repeats held in flight, reads still see them.
 
@@ -198,7 +204,7 @@ async def test_a_series_cancel_is_read_through_while_no_poll_has_come_back(
     gw, polls = held
     origin, repeats = series_in_window(gw)
     repeat = str(repeats[0]["id"])
-    async with polls.holding():
+    async with polls.holding(is_poll):
         await mutate(
             gw, CANCEL, {"id": str(origin["id"]), "reason": "AWAY", "applyToRepeats": True}
         )
@@ -212,7 +218,7 @@ async def test_a_series_cancel_is_read_through_while_no_poll_has_come_back(
 
 
 async def test_a_poll_answered_before_a_write_does_not_undo_it(
-    held: tuple[Replicated, HeldPolls],
+    held: tuple[Replicated, Held],
 ) -> None:
     """A poll in flight across a write, with a row of that same second, comes back after.
 
@@ -231,9 +237,9 @@ async def test_a_poll_answered_before_a_write_does_not_undo_it(
     for _attempt in range(5):
         await eventually(early_in_a_second, within=1.5, what="the start of a second")
         first = await mutate(gw, UPDATE, {"id": target, "notes": "First version"})
-        async with polls.holding():
+        async with polls.holding(is_poll) as poll_held:
             await eventually(
-                partial(_set, polls.held), within=2.0, what="a poll answered after the write"
+                partial(_set, poll_held), within=2.0, what="a poll answered after the write"
             )
             second = await mutate(gw, UPDATE, {"id": target, "notes": "Second version"})
         if first["updatedAt"] != second["updatedAt"]:
@@ -257,3 +263,83 @@ async def _set(event: Any) -> bool | None:
 async def _after(gw: Replicated, instant: float) -> bool | None:
     synced = gw.replica.sync_instant("appointments")
     return True if synced is not None and synced > instant else None
+
+
+def create_input(row: dict[str, Any], starts_at: str) -> dict[str, Any]:
+    """A booking like ``row`` (same patient, practitioner, type, business) at ``starts_at``."""
+    return {
+        "startsAt": starts_at,
+        "patientId": str(row["patient_id"]),
+        "practitionerId": str(row["practitioner_id"]),
+        "appointmentTypeId": str(row["appointment_type_id"]),
+        "businessId": str(row["business_id"]),
+        "notes": "Booked while the sync was reading",
+    }
+
+
+async def test_a_span_read_before_a_create_does_not_drop_it(
+    held: tuple[Replicated, Held],
+) -> None:
+    """A deletion check re-reads a span; a booking made meanwhile is not in that answer.
+
+    A hard delete makes the coverage's count differ, so the check reads the span holding
+    the deleted row again and replaces it with the answer.  A booking created through the
+    gateway in that span while the answer is in flight must survive the replacement.
+    """
+    gw, transport = held
+    deleted, neighbour = gw.live(), gw.live(skip=1)
+    response = await gw.web.delete(
+        f"/_sandbox/webapp/a/individual_appointments/{deleted['id']}?hard=true"
+    )
+    assert response.status_code == 204, response.text
+    found = gw.replicas.sync_stats.deletions_found
+    async with AsyncExitStack() as polls_held:
+        async with transport.holding(is_span_read) as span_held:
+            await eventually(
+                partial(_set, span_held), within=5.0, what="the deletion check's span read"
+            )
+            created = await mutate(gw, CREATE, create_input(neighbour, deleted["starts_at"]))
+            # The sync waits for the span's answer: no poll runs until it is released, and
+            # from then on polls are held, so no poll can mend what the replacement did.
+            await polls_held.enter_async_context(transport.holding(is_poll))
+
+        async def replaced() -> bool | None:
+            return True if gw.replicas.sync_stats.deletions_found > found else None
+
+        await eventually(replaced, within=2.0, what="the span replaced")
+        day = await local(gw, DAY, {"filter": {"startsAt": day_around(deleted["starts_at"])}})
+        assert str(deleted["id"]) not in rows_of(day)
+        assert created["clinikoId"] in rows_of(day)
+
+
+async def test_a_create_while_its_span_loads_is_not_lost(serve: Serve) -> None:
+    """The first span of the load is read; a booking in it is made before it comes back.
+
+    The booking's answer lands outside the coverage (not yet loaded) and the span's answer
+    lacks it: once the span is covered, a read served from it must still show it.
+    """
+    sandbox = make_sandbox()
+    transport = Held(sandbox)
+    async with (
+        open_replicated(serve, sandbox, transport=transport, start=False) as gw,
+        AsyncExitStack() as polls_held,
+    ):
+        async with transport.holding(is_span_read) as span_held:
+            await gw.query("{ version }")  # starts the replica
+            await eventually(partial(_set, span_held), within=5.0, what="the first span read")
+            coverage = gw.replica.coverage
+            assert coverage is not None
+            low = coverage[0] + timedelta(hours=2)
+            row = next(r for r in gw.rows(window=False) if parse_time(r["starts_at"]) >= low)
+            created = await mutate(gw, CREATE, create_input(row, row["starts_at"]))
+            await polls_held.enter_async_context(transport.holding(is_poll))
+        at = parse_time(row["starts_at"])
+
+        async def covered() -> bool | None:
+            span = gw.replica.coverage
+            return True if span is not None and span[1] > at + timedelta(hours=1) else None
+
+        await eventually(covered, within=2.0, what="the first span covered")
+        around = {"gte": iso(at - timedelta(minutes=30)), "lt": iso(at + timedelta(minutes=30))}
+        day = await local(gw, DAY, {"filter": {"startsAt": around}})
+        assert created["clinikoId"] in rows_of(day)
