@@ -6,18 +6,25 @@ subsets of real ids, ``createdAt``/``updatedAt`` bounds on real stamps.  Bounds 
 fraction of a second matter: the upstream path rounds them per operator
 (``format_datetime_bound``), the replica compares them as they are, and both must agree.
 
-The :class:`Catalog` is read from the sandbox's database at the start of each example,
-so it follows the outside edits a test makes.
+Everything is drawn from :func:`demo_catalog`: the demo data of a fresh sandbox, read
+once per process, inside the window a replica started now would cover.  It never changes,
+so the same choices always draw the same read (Hypothesis requires that; a catalog read
+from a gateway's sandbox would follow the edits a test makes).  The gateways under test
+hold the very same rows (same seed, same anchor) until a test edits them.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+
+from appointments_gateway.sandbox import SandboxConfig, create_sandbox_app
+from appointments_gateway.settings import Settings
 
 ORDER_FIELDS = ("STARTS_AT", "ENDS_AT", "CREATED_AT", "UPDATED_AT")
 INCLUSIONS = ("EXCLUDE", "INCLUDE", "ONLY")
@@ -130,6 +137,26 @@ class Catalog:
     @property
     def patients(self) -> tuple[str, ...]:
         return tuple(sorted({row.patient_id for row in self.rows}))
+
+
+def sync_window(now: datetime) -> tuple[datetime, datetime]:
+    """The window a replica started at ``now`` loads (whole hours, default settings)."""
+    settings = Settings()
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return (
+        hour - timedelta(days=settings.sync_days_back),
+        hour + timedelta(days=settings.sync_days_ahead),
+    )
+
+
+@functools.cache
+def demo_catalog() -> Catalog:
+    """Account A's demo rows inside the window of a replica started now; read once."""
+    sandbox = create_sandbox_app(SandboxConfig(rate_limit_per_minute=0))
+    try:
+        return Catalog.read(sandbox, sync_window(datetime.now(UTC)))
+    finally:
+        sandbox.state.sandbox.store.close()
 
 
 def inside(catalog: Catalog, low: datetime | None, high: datetime | None) -> bool:

@@ -30,12 +30,15 @@ from hypothesis import strategies as st
 from .conftest import Answer, Replicated, eventually
 from .strategies import (
     SHORT_SPANS,
+    SPANS,
     Catalog,
     Row,
     bounds,
+    demo_catalog,
     filters,
     inside,
     instants,
+    iso,
     orders,
     parse,
 )
@@ -117,21 +120,16 @@ query Nested($first: Int, $filter: AppointmentFilter, $innerFirst: Int,
 PATIENT_READ = "query($id: ID!) { patient(id: $id) { appointments(first: 1) { totalCount } } }"
 
 
-def catalog_of(gw: Replicated, *, now: bool = False) -> Catalog:
-    """The rows filters are drawn from: as they were at the first example.
+def live(gw: Replicated, *, again: bool = False) -> Catalog:
+    """The gateway's sandbox rows inside its replica's coverage: what a hit is judged by.
 
-    Hypothesis requires that the same choices draw the same structure, so what examples
-    draw from must not change between them (lengths of lists sampled from, above all);
-    ``now``: as they are now, for predicates that draw nothing.  The coverage only grows
-    at its upper end within two hours, so the first example's is still inside it.
+    Read once per gateway; ``again`` after the test has edited them.
     """
-    coverage = gw.replica.coverage
-    assert coverage is not None
-    if now:
-        return Catalog.read(gw.sandbox, coverage)
-    if "catalog" not in gw.memo:
-        gw.memo["catalog"] = Catalog.read(gw.sandbox, coverage)
-    catalog: Catalog = gw.memo["catalog"]
+    if again or "live" not in gw.memo:
+        coverage = gw.replica.coverage
+        assert coverage is not None
+        gw.memo["live"] = Catalog.read(gw.sandbox, coverage)
+    catalog: Catalog = gw.memo["live"]
     return catalog
 
 
@@ -139,7 +137,7 @@ def expect_hit(catalog: Catalog, filter_: dict[str, Any]) -> bool:
     """Whether the replica must answer this filter itself (``local.py``'s candidates).
 
     A ``startsAt`` range inside the coverage, or ids all held (rows of the coverage, as
-    ``catalog`` has them now).  Patients read whole are the nested tests' business.
+    the ``live`` catalog has them).  Patients read whole are the nested tests' business.
     """
     low, high = bounds(filter_.get("startsAt"))
     held = {row.id for row in catalog.rows}
@@ -187,40 +185,47 @@ async def walk(
     raise AssertionError(f"the walk did not reach the end in {most} pages")
 
 
+@st.composite
+def windows(draw: st.DrawFn) -> dict[str, int]:
+    kind = draw(st.sampled_from(("first", "last", "neither")))
+    return {} if kind == "neither" else {kind: draw(st.integers(1, 60))}
+
+
+@st.composite
+def page_reads(draw: st.DrawFn) -> dict[str, Any]:
+    """Mostly ranges the replica can serve; the rest read through, and must match too."""
+    catalog = demo_catalog()
+    shape = draw(st.sampled_from(("inside", "inside", "inside", "any", "no range")))
+    filter_ = draw(filters(catalog, starts=shape != "no range", both=shape == "inside", extra=0.6))
+    return {"filter": filter_, "orderBy": draw(orders()), **draw(windows())}
+
+
 @settings(PROPERTY, max_examples=45)
-@given(data=st.data())
-async def test_a_page_is_the_upstream_page(gw: Replicated, data: st.DataObject) -> None:
+@given(variables=page_reads())
+async def test_a_page_is_the_upstream_page(gw: Replicated, variables: dict[str, Any]) -> None:
     """Filters, orders, ``first`` and ``last``: the replica's page is the upstream's."""
-    catalog = catalog_of(gw)
-    # Mostly ranges the replica can serve; the rest read through, and must match too.
-    shape = data.draw(st.sampled_from(("inside", "inside", "inside", "any", "no range")))
-    filter_ = data.draw(filters(catalog, starts=shape != "no range", both=shape == "inside"))
-    window = data.draw(
-        st.sampled_from(("first", "last", "neither")).flatmap(
-            lambda kind: (
-                st.just({}) if kind == "neither" else st.integers(1, 60).map(lambda n: {kind: n})
-            )
-        )
-    )
-    variables = {"filter": filter_, "orderBy": data.draw(orders()), **window}
-    await same(gw, LIST, variables, hit=expect_hit(catalog, filter_))
+    await same(gw, LIST, variables, hit=expect_hit(live(gw), variables["filter"]))
 
 
 @settings(PROPERTY, max_examples=25)
-@given(data=st.data())
+@given(
+    filter_=filters(demo_catalog(), both=True, spans=SHORT_SPANS, extra=0.3),
+    order=orders(),
+    pages=st.integers(1, 5),
+    forward=st.booleans(),
+)
 async def test_walking_with_cursors_reads_the_upstream_pages(
-    gw: Replicated, data: st.DataObject
+    gw: Replicated,
+    filter_: dict[str, Any],
+    order: list[dict[str, str]] | None,
+    pages: int,
+    forward: bool,
 ) -> None:
-    """``first``+``after`` to the end, and ``last``+``before`` back to the start."""
-    catalog = catalog_of(gw)
-    filter_ = data.draw(filters(catalog, both=True, spans=SHORT_SPANS, extra=0.3))
-    order = data.draw(orders())
-    hit = expect_hit(catalog, filter_)
+    """``first``+``after`` to the end, or ``last``+``before`` back to the start."""
+    hit = expect_hit(live(gw), filter_)
     first = await same(gw, LIST, {"filter": filter_, "orderBy": order, "first": 1}, hit=hit)
     total = first["appointments"]["totalCount"]
-    pages = data.draw(st.integers(1, 5))
     size = max(1, math.ceil(total / pages))
-    forward = data.draw(st.booleans())
     note(f"total={total} size={size} forward={forward}")
     key = "first" if forward else "last"
     walked = await walk(
@@ -233,27 +238,33 @@ async def test_walking_with_cursors_reads_the_upstream_pages(
     assert walked == max(1, math.ceil(total / size))
 
 
+@st.composite
+def practitioner_reads(draw: st.DrawFn) -> dict[str, Any]:
+    catalog = demo_catalog()
+    inner = draw(filters(catalog, both=True, extra=0.5))
+    for name in ("practitionerIds", "ids"):
+        inner.pop(name, None)  # the parent narrows it; ids would make it trivially small
+    return {
+        "first": draw(st.integers(1, 8)),
+        "filter": draw(filters(catalog, both=True, spans=SHORT_SPANS, extra=0.3)),
+        "innerFirst": draw(st.integers(1, 12)),
+        "inner": inner,
+        "innerOrder": draw(orders()),
+    }
+
+
 @settings(PROPERTY, max_examples=20)
-@given(data=st.data())
-async def test_practitioners_appointments_below_a_page(gw: Replicated, data: st.DataObject) -> None:
+@given(variables=practitioner_reads())
+async def test_practitioners_appointments_below_a_page(
+    gw: Replicated, variables: dict[str, Any]
+) -> None:
     """``practitioner { appointments(first: n, filter: {startsAt: …}) }`` under a page.
 
     Several parents ask the same question, so the gateway combines them into one list
     (``children.py``): from the replica when the inner range is inside it.
     """
-    catalog = catalog_of(gw)
-    outer = data.draw(filters(catalog, both=True, spans=SHORT_SPANS, extra=0.3))
-    inner = data.draw(filters(catalog, both=True, extra=0.5))
-    for name in ("practitionerIds", "ids"):
-        inner.pop(name, None)  # the parent narrows it; ids would make it trivially small
-    variables = {
-        "first": data.draw(st.integers(1, 8)),
-        "filter": outer,
-        "innerFirst": data.draw(st.integers(1, 12)),
-        "inner": inner,
-        "innerOrder": data.draw(orders()),
-    }
-    hit = expect_hit(catalog, outer) and expect_hit(catalog, inner)
+    catalog = live(gw)
+    hit = expect_hit(catalog, variables["filter"]) and expect_hit(catalog, variables["inner"])
     await same(gw, PRACTITIONERS_BELOW, variables, hit=hit)
 
 
@@ -273,33 +284,39 @@ async def read_whole(gw: Replicated, patients: list[str]) -> None:
     await eventually(whole, within=5.0, what="the replica reading the patients whole")
 
 
+@st.composite
+def patient_reads(draw: st.DrawFn) -> dict[str, Any]:
+    """A page of a few patients' appointments around one of them, each with its own list."""
+    catalog = demo_catalog()
+    rows = draw(st.lists(st.sampled_from(catalog.rows), min_size=1, max_size=4))
+    outer = draw(filters(catalog, near=rows[0], extra=0))
+    outer["patientIds"] = sorted({row.patient_id for row in rows})
+    inner = draw(filters(catalog, starts=False, extra=0.5))
+    for name in ("patientIds", "ids"):
+        inner.pop(name, None)
+    return {
+        "first": draw(st.integers(1, 10)),
+        "filter": outer,
+        "innerFirst": draw(st.sampled_from((1, 5, 20))),
+        "inner": inner,
+        "innerOrder": draw(orders()),
+    }
+
+
 @settings(PROPERTY, max_examples=20)
-@given(data=st.data())
-async def test_patients_appointments_below_a_page(gw: Replicated, data: st.DataObject) -> None:
+@given(variables=patient_reads())
+async def test_patients_appointments_below_a_page(
+    gw: Replicated, variables: dict[str, Any]
+) -> None:
     """``patient { appointments(first: 5) }`` once those patients were read whole.
 
     A patient's appointments reach beyond the window (the replica reads them all), so the
     inner list has no ``startsAt`` range: the replica serves it from the patients it holds
-    whole, with any other filter and order.
+    whole, with any other filter and order, and the outer page too (its patients are
+    held whole, whatever its range).
     """
-    catalog = catalog_of(gw)
-    rows = data.draw(st.lists(st.sampled_from(catalog.rows), min_size=1, max_size=4))
-    patients = sorted({row.patient_id for row in rows})
-    await read_whole(gw, patients)
-    # The outer page: those patients, around one of their appointments.
-    outer = data.draw(filters(catalog, near=rows[0], extra=0))
-    outer["patientIds"] = patients
-    inner = data.draw(filters(catalog, starts=False, extra=0.5))
-    for name in ("patientIds", "ids"):
-        inner.pop(name, None)
-    variables = {
-        "first": data.draw(st.integers(1, 10)),
-        "filter": outer,
-        "innerFirst": data.draw(st.sampled_from((1, 5, 20))),
-        "inner": inner,
-        "innerOrder": data.draw(orders()),
-    }
-    await same(gw, PATIENTS_BELOW, variables, hit=expect_hit(catalog, outer))
+    await read_whole(gw, variables["filter"]["patientIds"])
+    await same(gw, PATIENTS_BELOW, variables, hit=True)
 
 
 # --- after outside edits ---------------------------------------------------------------
@@ -312,8 +329,11 @@ def whole_second(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+Edit = tuple[Row, str, str, dict[str, Any] | None]
+
+
 @st.composite
-def edits(draw: st.DrawFn, catalog: Catalog) -> tuple[Row, str, str, dict[str, Any] | None]:
+def edits(draw: st.DrawFn, catalog: Catalog) -> Edit:
     """One outside edit: the row it is about, ``(method, path, body)`` under the door."""
     kind = draw(st.sampled_from(EDITS))
     target = draw(st.sampled_from(catalog.writable))
@@ -350,26 +370,51 @@ def edits(draw: st.DrawFn, catalog: Catalog) -> tuple[Row, str, str, dict[str, A
     return row, "POST", "individual_appointments", body
 
 
+@st.composite
+def edit_reads(
+    draw: st.DrawFn,
+) -> tuple[list[Edit], tuple[str, timedelta, str, timedelta] | None, dict[str, Any]]:
+    """Up to three edits, then a read: around the last edited row half of the time.
+
+    Where the edited row will start is known only once the edits are made, so the range
+    around it is drawn as offsets (``around``) and placed then.
+    """
+    catalog = demo_catalog()
+    changes = draw(st.lists(edits(catalog), min_size=1, max_size=3))
+    around = None
+    if draw(st.booleans()):
+        around = (
+            draw(st.sampled_from(("gt", "gte"))),
+            draw(st.sampled_from(SPANS)),
+            draw(st.sampled_from(("lt", "lte"))),
+            draw(st.sampled_from(SPANS)),
+        )
+    filter_ = draw(filters(catalog, starts=around is None, both=draw(st.booleans())))
+    window = {draw(st.sampled_from(("first", "last"))): draw(st.integers(1, 40))}
+    return changes, around, {"filter": filter_, "orderBy": draw(orders()), **window}
+
+
 @settings(PROPERTY, max_examples=25)
-@given(data=st.data())
+@given(plan=edit_reads())
 async def test_after_outside_edits_the_replica_still_answers_as_upstream(
-    gw: Replicated, data: st.DataObject
+    gw: Replicated,
+    plan: tuple[list[Edit], tuple[str, timedelta, str, timedelta] | None, dict[str, Any]],
 ) -> None:
     """Random web-app edits, a poll, then a read: still the upstream path's answer.
 
     Notes, start times (inside the window and out of it), practitioners, cancellations,
-    archives, creations and soft deletions; the read is drawn around the last edited row
-    half of the time, so it sees the change.
+    archives, creations and soft deletions.  Edits of one example apply to the state the
+    earlier examples left (a row archived or deleted by then is refused by the web app,
+    and skipped).
     """
-    catalog = catalog_of(gw)
+    changes, around, variables = plan
     near: Row | None = None
     done = None
-    drawn = data.draw(st.lists(edits(catalog), min_size=1, max_size=3))
-    for row, method, path, body in drawn:
+    for row, method, path, body in changes:
         note(f"edit: {method} {path} {body}")
         response = await gw.web.request(method, f"/_sandbox/webapp/a/{path}", json=body)
         if response.status_code == 404:
-            continue  # an earlier edit archived or deleted the row: the web app refuses
+            continue  # archived or deleted by an earlier edit: the web app refuses
         assert response.status_code in (200, 201, 204), response.text
         done = datetime.now(UTC).timestamp()
         near = row
@@ -378,13 +423,14 @@ async def test_after_outside_edits_the_replica_still_answers_as_upstream(
             near = replace(row, id=str(answered["id"]), starts_at=parse(answered["starts_at"]))
     if done is not None:
         await gw.polled_after(done)
-    now = catalog_of(gw, now=True)
-    # The read is drawn around the last edited row (its new start) half of the time.
-    filter_ = data.draw(filters(catalog, both=data.draw(st.booleans()), near=near or drawn[-1][0]))
-    window = {data.draw(st.sampled_from(("first", "last"))): data.draw(st.integers(1, 40))}
-    variables = {"filter": filter_, "orderBy": data.draw(orders()), **window}
-    await same(gw, LIST, variables, hit=expect_hit(now, filter_))
-    current = next((r for r in now.rows if near is not None and r.id == near.id), None)
+    if around is not None:
+        anchor = (near or changes[-1][0]).starts_at
+        low, below, high, above = around
+        starts = {low: iso(anchor - below), high: iso(anchor + above)}
+        variables = {**variables, "filter": {**variables["filter"], "startsAt": starts}}
+    catalog = live(gw, again=True)
+    await same(gw, LIST, variables, hit=expect_hit(catalog, variables["filter"]))
+    current = next((r for r in catalog.rows if near is not None and r.id == near.id), None)
     if current is not None:
         # The edited row by id: from the replica, as the upstream has it.
         by_id = f"query($id: ID!) {{ appointment(id: $id) {{ ...Row }} }} {ROW}"
