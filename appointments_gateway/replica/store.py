@@ -273,8 +273,7 @@ class Replica:
         come before the span was covered, and was not held then).  Were it deleted
         meanwhile, the next deletion check finds it.
         """
-        synced = self.synced_at.get(APPOINTMENTS, 0.0)
-        pending = {i: record for i, (at, record) in self._written.items() if at > synced}
+        pending = self._pending_writes()
         seen: set[str] = set()
         for row in rows:
             seen.add(row.id)
@@ -291,6 +290,15 @@ class Replica:
             if record.id not in seen and record.id not in self.tombstones:
                 if low <= record.starts_at < high:
                     self._apply(record)
+
+    def _pending_writes(self) -> dict[str, AppointmentRecord]:
+        """Rows written through the gateway since the last completed poll, by id.
+
+        A whole answer (a span, a patient's list) read before such a write lacks it, or
+        has an older version: it must not make the replica forget the write.
+        """
+        synced = self.synced_at.get(APPOINTMENTS, 0.0)
+        return {i: record for i, (at, record) in self._written.items() if at > synced}
 
     def extend_coverage(self, low: datetime, high: datetime) -> None:
         """``[low, high)`` has just been loaded whole and touches the coverage (or starts it)."""
@@ -312,7 +320,11 @@ class Replica:
                 self._drop(row)
 
     def complete_patient(self, patient_id: str, rows: Iterable[AppointmentRecord]) -> None:
-        """``rows`` are every appointment of the patient: hold them and say so."""
+        """``rows`` are every appointment of the patient: hold them and say so.
+
+        As in :meth:`replace_span`, a row written since the last completed poll may be
+        missing from ``rows`` (read before the write): the patient's is kept, or added.
+        """
         self.complete_patients[patient_id] = self._clock()
         self.complete_patients.move_to_end(patient_id)
         while len(self.complete_patients) > MAX_COMPLETE_PATIENTS:
@@ -320,13 +332,18 @@ class Replica:
             for row in self.of_patient(gone):
                 if not self.keeps(row):
                     self._drop(row)
+        pending = self._pending_writes()
         seen: set[str] = set()
         for row in rows:
             seen.add(row.id)
             self.apply_appointment(row)
         for row in self.of_patient(patient_id):
-            if row.id not in seen:
+            if row.id not in seen and row.id not in pending:
                 self._drop(row)
+        for record in pending.values():
+            if record.patient_id == patient_id and record.id not in seen:
+                if record.id not in self.tombstones:
+                    self._apply(record)
 
     def forget_patient(self, patient_id: str) -> None:
         """Stop holding the patient's appointments whole (they may have changed unseen)."""

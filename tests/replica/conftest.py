@@ -349,6 +349,16 @@ def is_span_read(request: httpx.Request) -> bool:
     )
 
 
+def is_patient_read(request: httpx.Request) -> bool:
+    """A patient's appointments read whole: ``q[]=patient_id:=…`` with hidden rows."""
+    queries = request.url.params.get_list("q[]")
+    return (
+        request.url.path.endswith("/individual_appointments")
+        and any(q.startswith("patient_id:=") for q in queries)
+        and {"cancelled_at:*", "archived_at:*"} <= set(queries)
+    )
+
+
 class Held(httpx.AsyncBaseTransport):
     """The sandbox, except that answers to chosen requests are held in flight.
 

@@ -159,3 +159,18 @@ def test_a_row_written_before_its_span_was_covered_is_added_with_the_span() -> N
 
 def notes_of(store: Replica, appointment_id: str) -> str | None:
     return store.appointments[appointment_id].notes
+
+
+def test_a_patients_whole_list_read_before_a_write_keeps_the_written_row() -> None:
+    clock = Clock()
+    store = replica(clock)
+    far = "2027-03-01T09:00:00Z"  # outside the coverage: held only as the patient's
+    store.complete_patient("5", [record("held")])
+    store.wrote(record("booked", id="2", starts_at=far, ends_at="2027-03-01T09:30:00Z"))
+    assert "2" in store.appointments
+    store.complete_patient("5", [record("held")])  # read again, answered before the write
+    assert set(store.of_patient("5")) == {store.appointments["1"], store.appointments["2"]}
+    clock.now += 0.5
+    store.mark_synced(APPOINTMENTS, clock.now)
+    store.complete_patient("5", [record("held")])  # a read after the poll: it is gone
+    assert "2" not in store.appointments

@@ -8,6 +8,7 @@ cancelled with its repeats) sends reads upstream until the next poll has fetched
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from .conftest import (
     Replicated,
     day_around,
     eventually,
+    is_patient_read,
     is_poll,
     is_span_read,
     iso,
@@ -342,4 +344,44 @@ async def test_a_create_while_its_span_loads_is_not_lost(serve: Serve) -> None:
         await eventually(covered, within=2.0, what="the first span covered")
         around = {"gte": iso(at - timedelta(minutes=30)), "lt": iso(at + timedelta(minutes=30))}
         day = await local(gw, DAY, {"filter": {"startsAt": around}})
+        assert created["clinikoId"] in rows_of(day)
+
+
+PATIENT_SCREEN = """
+query($id: ID!) {
+  patient(id: $id) {
+    appointments(first: 100, filter: {cancelled: INCLUDE}) {
+      totalCount
+      edges { cursor node { id clinikoId notes status startsAt } }
+    }
+  }
+}
+"""
+
+
+async def test_a_patient_read_whole_across_a_create_keeps_the_booking(
+    held: tuple[Replicated, Held],
+) -> None:
+    """A patient screen reads the patient whole; a booking for them is made meanwhile.
+
+    The whole read's answer lacks the booking; once the replica holds the patient whole
+    from it, the next patient screen and the booking's day must still show the booking.
+    """
+    gw, transport = held
+    row = gw.live()
+    patient = str(row["patient_id"])
+    async with AsyncExitStack() as polls_held:
+        async with transport.holding(is_patient_read) as read_held:
+            screen = asyncio.create_task(gw.query(PATIENT_SCREEN, {"id": patient}))
+            await eventually(partial(_set, read_held), within=5.0, what="the patient read whole")
+            # From now on no poll can bring the booking in behind the whole read's back.
+            await polls_held.enter_async_context(transport.holding(is_poll))
+            created = await mutate(gw, CREATE, create_input(row, row["starts_at"]))
+        first = await screen
+        assert not first.errors, first.errors
+        assert patient in gw.replica.complete_patients
+        again = await local(gw, PATIENT_SCREEN, {"id": patient})
+        listed = {e["node"]["clinikoId"] for e in again.data["patient"]["appointments"]["edges"]}
+        assert created["clinikoId"] in listed
+        day = await local(gw, DAY, {"filter": {"startsAt": day_around(row["starts_at"])}})
         assert created["clinikoId"] in rows_of(day)
