@@ -216,7 +216,13 @@ class Replicated:
             "/graphql", json={"query": document, "variables": variables or {}}, headers=sent
         )
         assert response.status_code == 200, response.text
-        return Answer(response.json())
+        answer = Answer(response.json())
+        upstream = answer.body["extensions"]["upstream"]
+        # The admission bound holds whichever path answers (the replica's reads of a
+        # patient whole included).
+        if "estimate" in upstream:
+            assert upstream["estimate"] >= upstream["requests"], (document, upstream)
+        return answer
 
     async def both(
         self, document: str, variables: dict[str, Any] | None = None

@@ -67,12 +67,14 @@ class Row:
 
     id: str
     starts_at: datetime
+    ends_at: datetime
     created_at: datetime
     updated_at: datetime
     patient_id: str
     practitioner_id: str
     business_id: str
     appointment_type_id: str
+    repeated_from_id: str | None
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,14 @@ class Catalog:
             Row(
                 str(r["id"]),
                 parse(r["starts_at"]),
+                parse(r["ends_at"]),
                 parse(r["created_at"]),
                 parse(r["updated_at"]),
                 str(r["patient_id"]),
                 str(r["practitioner_id"]),
                 str(r["business_id"]),
                 str(r["appointment_type_id"]),
+                None if r["repeated_from_id"] is None else str(r["repeated_from_id"]),
             )
             for r in live
         )
@@ -137,6 +141,11 @@ class Catalog:
     @property
     def patients(self) -> tuple[str, ...]:
         return tuple(sorted({row.patient_id for row in self.rows}))
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """Ids of series origins with repeats in the rows."""
+        return tuple(sorted({r.repeated_from_id for r in self.rows if r.repeated_from_id}))
 
 
 def sync_window(now: datetime) -> tuple[datetime, datetime]:
@@ -261,6 +270,8 @@ def filters(
         "didNotArrive": (st.booleans(), 20),
         "cancelled": (st.sampled_from(INCLUSIONS), 50),
         "archived": (st.sampled_from(INCLUSIONS), 40),
+        "repeatedFromId": (st.sampled_from(catalog.series), 5),
+        "endsAt": (time_ranges(catalog, "ends_at"), 10),
         "createdAt": (time_ranges(catalog, "created_at"), 15),
         "updatedAt": (time_ranges(catalog, "updated_at"), 15),
     }

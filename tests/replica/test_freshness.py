@@ -9,15 +9,20 @@ the replica (no upstream request): the change arrived by polling, not by reading
 
 The seconds each change took to show are recorded (``record_property``, and printed:
 ``pytest -s`` or ``-rP`` shows them).
+
+Also here: ``extensions.freshness.asOf`` is the poll the answer relied on, and a replica
+whose polls are stuck past ``sync_max_staleness`` is not read from until one comes back.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from appointments_gateway.resolvers.ids import to_global_id
+from tests.conftest import Serve
 
 from .conftest import (
     DELETION_CHECK_INTERVAL,
@@ -25,10 +30,14 @@ from .conftest import (
     SLACK,
     SYNC_INTERVAL,
     Answer,
+    Held,
     Replicated,
     day_around,
     eventually,
+    is_poll,
     iso,
+    make_sandbox,
+    open_replicated,
     parse_time,
 )
 
@@ -270,3 +279,58 @@ async def test_nothing_changes_without_an_edit(gw: Replicated) -> None:
     assert again.data == first.data
     upstream = await gw.query(DAY, {"filter": around}, fresh=True)
     assert upstream.data == first.data
+
+
+AS_OF_READ = "query($id: ID!) { appointment(id: $id) { id notes } }"
+
+
+async def test_as_of_is_the_poll_the_answer_relies_on(gw: Replicated) -> None:
+    """``freshness.asOf``: every change made before it is in the answer.
+
+    A replica-served answer relies on the poll that found the edit, so its ``asOf`` is
+    after the edit; an upstream answer is as of the operation's start.
+    """
+    row = gw.live()
+    target = str(row["id"])
+    done = await gw.edit("PATCH", f"individual_appointments/{target}", {"notes": "Asked at"})
+    await gw.polled_after(done)
+    answer = await replica_read(gw, AS_OF_READ, {"id": target})
+    assert answer.data["appointment"]["notes"] == "Asked at"
+    as_of = parse_time(answer.body["extensions"]["freshness"]["asOf"]).timestamp()
+    polled = gw.replica.sync_instant("appointments")
+    assert polled is not None
+    assert done - 0.001 <= as_of <= polled  # milliseconds, truncated
+    before = time.time()
+    upstream = await gw.query(AS_OF_READ, {"id": target}, fresh=True)
+    stamp = parse_time(upstream.body["extensions"]["freshness"]["asOf"]).timestamp()
+    assert before - 0.001 <= stamp <= time.time()
+
+
+async def test_a_replica_behind_its_staleness_bound_is_not_read(serve: Serve) -> None:
+    """Polls stuck (held in flight) past ``sync_max_staleness``: reads go upstream again.
+
+    The replica's rows are still there, but they may lack any change since its last poll,
+    so they are not answered from; once a poll comes back, they are again.
+    """
+    sandbox = make_sandbox()
+    transport = Held(sandbox)
+    async with open_replicated(serve, sandbox, transport=transport, sync_max_staleness=1.0) as gw:
+        row = gw.live()
+        target, around = str(row["id"]), {"filter": {"startsAt": day_around(row["starts_at"])}}
+        await replica_read(gw, DAY, around)
+        async with transport.holding(is_poll):
+            await gw.edit("PATCH", f"individual_appointments/{target}", {"notes": "Stuck"})
+
+            async def stale() -> bool | None:
+                synced = gw.replica.sync_instant("appointments") or 0.0
+                return True if time.time() - synced > 1.2 else None
+
+            await eventually(stale, within=3.0, what="the replica falling behind")
+            answer = await gw.query(DAY, around)
+            assert answer.requests > 0, answer.body["extensions"]
+            assert answer.source == "upstream", answer.body["extensions"]
+            assert ids_of(answer)[target]["notes"] == "Stuck"
+        done = time.time()
+        await gw.polled_after(done)
+        back = await replica_read(gw, DAY, around)
+        assert ids_of(back)[target]["notes"] == "Stuck"
