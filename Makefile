@@ -43,7 +43,7 @@ e2e: $(STAMP) ## only the end-to-end tests that start the CLI and talk TCP
 sandbox: $(STAMP) ## run the sandbox Cliniko API alone (demo keys printed)
 	$(BIN)/appointments-gateway sandbox
 
-bench: $(STAMP) ## install, then run the benchmark suite (< 10 min; ARGS='--profile' adds a cProfile)
+bench: $(STAMP) ## install, then run the benchmark suite (about 20 min; ARGS='--profile' adds a cProfile)
 	$(BIN)/python -m bench.run $(ARGS)
 
 schema: $(STAMP) ## regenerate schema.graphql from the code

@@ -620,7 +620,6 @@ def render(rows: dict[str, Row], base: Baselines, s: Settings, started: datetime
         f"output identical | {base.naive_requests} | {_f(base.naive_cpu_ms)} | "
         f"{_f(base.naive_cpu_ms / floor_ms, 2)} | {_f(base.naive_p50_ms)} / "
         f"{_f(base.naive_p95_ms)} |",
-        "",
         f"| (c) the same 100 rows served by the replica (`calendar_window`: startsAt "
         f"`[from, to)`; its own floor {_f(base.replica_floor.get('median_ms', math.nan), 2)} "
         f"ms) | 0 | {_f(base.replica_cpu_ms)} | "
