@@ -51,6 +51,8 @@ REFERENCE_INTERVAL = 0.5
 DELETION_CHECK_INTERVAL = 0.5
 #: The slack the issue's bound allows on top of an interval (poll latency and the like).
 SLACK = 1.0
+#: How long a test that only needs a poll (and does not time it) waits for one.
+POLL_WAIT = 5.0
 #: How long the replica may take to load and settle before a test gives up on it.
 LOAD_TIMEOUT = 20.0
 
@@ -177,8 +179,9 @@ class Replicated:
     rest: httpx.AsyncClient
     headers: dict[str, str] = field(default_factory=dict)
     account: str = "a"
-    #: What a test keeps across the examples of a property that share this gateway.
-    memo: dict[str, Any] = field(default_factory=dict)
+    #: What a test keeps across the examples of a property that share this gateway
+    #: (left out of the repr: Hypothesis prints the fixture with a failing example).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def replicas(self) -> Replicas:
@@ -235,11 +238,12 @@ class Replicated:
         assert local.data == upstream.data, document
         return local, upstream
 
-    async def polled_after(self, instant: float, *, within: float = SYNC_INTERVAL + SLACK) -> float:
+    async def polled_after(self, instant: float, *, within: float = POLL_WAIT) -> float:
         """Wait until a poll of the appointments that started after ``instant`` completed.
 
         An edit finished at ``instant`` (``time.time()``) is in every such poll's answer.
-        Returns the poll's start.
+        Returns the poll's start.  ``within`` is generous: tests that wait for a poll to
+        read what it brought are not timing it (the freshness tests bound that).
         """
 
         async def polled() -> float | None:

@@ -186,6 +186,50 @@ async def test_a_series_cancelled_with_its_repeats_is_in_the_next_list_read(
     assert included.data == upstream.data
 
 
+async def test_a_move_out_of_the_window_is_in_the_next_read(gw: Replicated) -> None:
+    """Moved beyond the window through the gateway: gone from its day at once, and its
+    lookup by id (now upstream's business) shows where it went."""
+    row = gw.live()
+    target = str(row["id"])
+    coverage = gw.replica.coverage
+    assert coverage is not None
+    away = iso((coverage[1] + timedelta(days=20)).replace(minute=0, second=0, microsecond=0))
+    moved = await mutate(gw, UPDATE, {"id": target, "startsAt": away})
+    assert moved["startsAt"] == away
+    day = await local(gw, DAY, {"filter": {"startsAt": day_around(row["starts_at"])}})
+    assert target not in rows_of(day)
+    by_id = await gw.query(BY_ID, {"id": target})
+    assert by_id.data["appointment"]["startsAt"] == away
+    assert by_id.requests > 0
+
+
+async def test_a_series_booked_is_in_the_next_list_read(gw: Replicated) -> None:
+    """Booking a series answers its first appointment only: the next list read still has
+    every repeat (upstream until a poll fetched them, from the replica after)."""
+    row = gw.live()
+    booked = await mutate(
+        gw,
+        CREATE,
+        {
+            **create_input(row, row["starts_at"]),
+            "repeatRule": {"repeatType": "WEEKLY", "numberOfRepeats": 3},
+        },
+    )
+    start = parse_time(row["starts_at"])
+    span = {
+        "startsAt": {"gte": row["starts_at"], "lte": iso(start + timedelta(weeks=3))},
+        "patientIds": [str(row["patient_id"])],
+    }
+    series = await gw.query(DAY, {"filter": span})
+    assert not series.errors, series.errors
+    mine = [n for n in rows_of(series).values() if n["notes"] == booked["notes"]]
+    assert len(mine) == 4, mine
+    done = time.time()
+    await gw.polled_after(done)
+    served = await local(gw, DAY, {"filter": span})
+    assert served.data == series.data
+
+
 @pytest.fixture
 async def held(serve: Serve) -> AsyncIterator[tuple[Replicated, Held]]:
     """The gateway whose replica's polls can be held in flight."""
