@@ -75,6 +75,9 @@ async def test_a_burst_that_needs_the_whole_budget_gets_no_rate_limited_from_syn
     ):
         gw = Replicated(app, sandbox, http, nobody, nobody)
         await gw.query(IDS_ONLY)  # starts the replica
+        # The shrunken budget's share loads the window in ~15 s on an idle machine; on a
+        # busy one it takes longer, and that is not what this test is about.
+        await asyncio.wait_for(gw.syncer.loaded.wait(), 90)
         await gw.settled()
         syncer = gw.syncer
         base = syncer.config.interval
