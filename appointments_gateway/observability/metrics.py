@@ -251,6 +251,11 @@ class _ReplicaCollector(Collector):
         for purpose, count in sorted(replicas.sync_stats.requests.items()):
             requests.add_metric([purpose], count)
         yield requests
+        yield CounterMetricFamily(
+            "gateway_replica_sync_failures",
+            "Sync steps that failed upstream (timeout, 5xx, 429): the sync backed off.",
+            value=replicas.sync_stats.failures,
+        )
         if self._governor is not None:
             yield CounterMetricFamily(
                 "gateway_replica_sync_refusals",

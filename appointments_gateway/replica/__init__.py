@@ -16,15 +16,17 @@ through background sessions that take only the budget reads leave).
 from __future__ import annotations
 
 from .registry import START_WINDOW_SECONDS, Replicas
-from .store import APPOINTMENTS, KINDS, LINKED_KINDS, REFERENCE_KINDS, Replica
-from .sync import CLOCK_SKEW_SECONDS, SyncConfig, Syncer, SyncStats
+from .store import APPOINTMENTS, KINDS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
+from .sync import BY_START, CLOCK_SKEW_SECONDS, SyncConfig, Syncer, SyncStats, whole_patient
 from .view import ReadStats, ReplicaView
 
 __all__ = [
     "APPOINTMENTS",
+    "BY_START",
     "CLOCK_SKEW_SECONDS",
     "KINDS",
     "LINKED_KINDS",
+    "LINKS",
     "REFERENCE_KINDS",
     "START_WINDOW_SECONDS",
     "ReadStats",
@@ -34,4 +36,5 @@ __all__ = [
     "SyncConfig",
     "SyncStats",
     "Syncer",
+    "whole_patient",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "APPOINTMENTS",
     "KINDS",
     "LINKED_KINDS",
+    "LINKS",
     "REFERENCE_KINDS",
     "Replica",
 ]
@@ -51,6 +52,14 @@ REFERENCE_KINDS: Final = ("businesses", "practitioners", "appointment_types")
 #: Held when an appointment (or a read) links to them.
 LINKED_KINDS: Final = ("patients", "patient_cases")
 KINDS: Final = (APPOINTMENTS, *REFERENCE_KINDS, *LINKED_KINDS)
+#: The kinds an appointment row links to, each with the attribute that holds the link.
+LINKS: Final = {
+    "patients": "patient_id",
+    "patient_cases": "patient_case_id",
+    "practitioners": "practitioner_id",
+    "businesses": "business_id",
+    "appointment_types": "appointment_type_id",
+}
 
 #: Tombstones kept (ids of deleted appointments): enough for a busy day's deletions.
 MAX_TOMBSTONES = 10_000

@@ -55,7 +55,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from appointments_gateway.upstream import (
     APPOINTMENT_LIST,
@@ -76,9 +76,9 @@ from appointments_gateway.upstream import (
     UpstreamUnauthenticated,
 )
 
-from .store import APPOINTMENTS, LINKED_KINDS, REFERENCE_KINDS, Replica
+from .store import APPOINTMENTS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
 
-__all__ = ["CLOCK_SKEW_SECONDS", "SyncConfig", "SyncStats", "Syncer"]
+__all__ = ["BY_START", "CLOCK_SKEW_SECONDS", "SyncConfig", "SyncStats", "Syncer", "whole_patient"]
 
 logger = logging.getLogger("appointments_gateway.replica")
 
@@ -120,7 +120,6 @@ class SyncStats:
     """Counters of one process's syncs, read by the metrics when scraped."""
 
     requests: dict[str, int]
-    refusals: int = 0
     failures: int = 0
     deletions_found: int = 0
 
@@ -130,6 +129,19 @@ class SyncStats:
 
     def count(self, what: str, n: int = 1) -> None:
         self.requests[what] = self.requests.get(what, 0) + n
+
+
+#: The order spans and patients are read in (the id tie-breaker keeps pages stable).
+BY_START: Final = ("starts_at:asc", "id:asc")
+
+
+def whole_patient(patient_id: str) -> list[Filter]:
+    """Every appointment of one patient, cancelled and archived ones too."""
+    return [
+        APPOINTMENT_LIST.where("patient_id", "=", patient_id),
+        APPOINTMENT_LIST.where("cancelled_at", "*"),
+        APPOINTMENT_LIST.where("archived_at", "*"),
+    ]
 
 
 class _Lister(Protocol, Generic[R]):
@@ -182,7 +194,6 @@ class Syncer:
         self.stats = stats
         self._clock = clock
         started = clock()
-        self.started_at = started
         self._since: dict[str, float] = {}
         self._due: dict[str, float] = {}
         self._stretch = 1
@@ -273,7 +284,6 @@ class Syncer:
                     self._held.pop(name, None)
                     return True
             except RateBudgetExhausted as refused:
-                self.stats.refusals += 1
                 self._held[name] = now + max(0.2, refused.retry_after_seconds or 0.0)
                 pressure = not isinstance(refused, BackgroundShareSpent)
                 if name == APPOINTMENTS and pressure and not self._poll_refused:
@@ -392,7 +402,7 @@ class Syncer:
             return False
         forward = ahead_due and (not back_due or hi - now <= now - lo)
         low, high = (hi, far_ahead) if forward else (far_back, lo)
-        sort = ["starts_at:asc", "id:asc"] if forward else ["starts_at:desc", "id:desc"]
+        sort = BY_START if forward else ["starts_at:desc", "id:desc"]
         session = self._bulk if self.loaded.is_set() else self._urgent
         page = await session.appointments.list(
             page=1, per_page=_PER_PAGE, filters=self._span_filters(low, high), sort=sort
@@ -431,17 +441,12 @@ class Syncer:
             what,
             self._bulk.appointments.list,
             self._span_filters(low, high),
-            ["starts_at:asc", "id:asc"],
+            BY_START,
         )
 
     async def _read_patient(self, patient_id: str) -> None:
-        filters = [
-            APPOINTMENT_LIST.where("patient_id", "=", patient_id),
-            APPOINTMENT_LIST.where("cancelled_at", "*"),
-            APPOINTMENT_LIST.where("archived_at", "*"),
-        ]
         rows = await self._all_pages(
-            "patient", self._bulk.appointments.list, filters, ["starts_at:asc", "id:asc"]
+            "patient", self._bulk.appointments.list, whole_patient(patient_id), BY_START
         )
         self.replica.complete_patient(patient_id, rows)
 
@@ -542,14 +547,7 @@ class Syncer:
             return False  # nothing changed since the last look found nothing to fetch
         s = self._urgent if loading else self._bulk
         wanted: dict[str, set[str]] = {}
-        attributes = {
-            "patients": "patient_id",
-            "patient_cases": "patient_case_id",
-            "practitioners": "practitioner_id",
-            "businesses": "business_id",
-            "appointment_types": "appointment_type_id",
-        }
-        for kind, attribute in attributes.items():
+        for kind, attribute in LINKS.items():
             rows = replica.records[kind]
             missing = {
                 i

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 
-from appointments_gateway.replica import ReplicaView
+from appointments_gateway.replica import BY_START, ReplicaView, whole_patient
 from appointments_gateway.resolvers.criteria import AppointmentCriteria
 from appointments_gateway.resolvers.errors import BadUserInput, translate_upstream
 from appointments_gateway.resolvers.local import InMemoryList, matching_rows
@@ -33,7 +33,7 @@ from appointments_gateway.resolvers.pagination import (
     Slice,
     paginate,
 )
-from appointments_gateway.upstream import APPOINTMENT_LIST, AppointmentRecord, ClinikoSession
+from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
 
 __all__ = ["appointments_page", "combined_rows", "record_id"]
 
@@ -100,14 +100,9 @@ async def _read_patient_whole(
     patients = criteria.patient_ids
     if patients is None or len(patients) != 1 or not local.live():
         return None
-    filters = [
-        APPOINTMENT_LIST.where("patient_id", "=", patients[0]),
-        APPOINTMENT_LIST.where("cancelled_at", "*"),
-        APPOINTMENT_LIST.where("archived_at", "*"),
-    ]
     with translate_upstream():
         page = await session.appointments.list(
-            page=1, per_page=MAX_PAGE_SIZE, filters=filters, sort=["starts_at:asc", "id:asc"]
+            page=1, per_page=MAX_PAGE_SIZE, filters=whole_patient(patients[0]), sort=BY_START
         )
     if page.total_entries > len(page.items):
         local.want_whole(patients[0])

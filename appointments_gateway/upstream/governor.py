@@ -380,14 +380,7 @@ class Governor:
     ) -> None:
         self.stats.background_refused += 1
         error = BackgroundShareSpent if share else RateBudgetExhausted
-        raise error(
-            f"{method} {route}: no background budget now",
-            status_code=429,
-            reset_at=datetime.fromtimestamp(self._clock() + retry_after, UTC),
-            retry_after_seconds=retry_after,
-            method=method,
-            route=route,
-        )
+        raise self._refusal(error, "no background budget now", retry_after, method, route)
 
     async def rate_limited(self, key: str, error: UpstreamRateLimited) -> float:
         """Record a 429 from Cliniko: pause ``key``; return the instant the pause ends.
@@ -410,9 +403,25 @@ class Governor:
         if waited > 0:
             self.stats.waits += 1
             self.stats.waited_seconds += waited
+        raise self._refusal(
+            RateBudgetExhausted,
+            "the upstream request budget for this API key is used up",
+            retry_after,
+            method,
+            route,
+        )
+
+    def _refusal(
+        self,
+        error: type[RateBudgetExhausted],
+        message: str,
+        retry_after: float,
+        method: str,
+        route: str,
+    ) -> RateBudgetExhausted:
         what = f"{method} {route}: " if method or route else ""
-        raise RateBudgetExhausted(
-            f"{what}the upstream request budget for this API key is used up",
+        return error(
+            f"{what}{message}",
             status_code=429,
             reset_at=datetime.fromtimestamp(self._clock() + retry_after, UTC),
             retry_after_seconds=retry_after,

@@ -36,7 +36,7 @@ import pytest
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
-from appointments_gateway.replica import APPOINTMENTS, Replica, Replicas, Syncer
+from appointments_gateway.replica import APPOINTMENTS, LINKS, Replica, Replicas, Syncer
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
 from tests.conftest import Serve
@@ -56,14 +56,6 @@ POLL_WAIT = 5.0
 #: How long the replica may take to load and settle before a test gives up on it.
 LOAD_TIMEOUT = 20.0
 
-#: The links an appointment row carries, by the replica kind that holds their rows.
-LINKS = {
-    "patients": "patient_id",
-    "patient_cases": "patient_case_id",
-    "practitioners": "practitioner_id",
-    "businesses": "business_id",
-    "appointment_types": "appointment_type_id",
-}
 
 T = TypeVar("T")
 
