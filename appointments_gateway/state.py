@@ -31,7 +31,19 @@ nothing here needs a transaction spanning two calls):
 ``compare_and_set``                 Lua: ``if GET key == expected then SET key value PX ttl``
 ``compare_and_delete``              Lua: ``if GET key == expected then DEL key``
 ``delete(key)``                     ``DEL key``
+``append(stream, data, ...)``       ``XADD stream MAXLEN ~ n * d data`` and ``PEXPIRE``
+``read_after(stream, after, ...)``  ``XREAD COUNT n BLOCK ms STREAMS stream after``
 ==================================  =======================================================
+
+**Streams** are bounded, ordered logs (one per credential for the replica's change feed,
+DESIGN.md §8).  An entry's id is ``"<milliseconds>-<sequence>"``, as Redis makes them, and
+ids grow; a reader remembers the last id it saw and asks for what came after.  A stream
+keeps about ``max_entries`` entries (older ones are trimmed, so a reader that falls too far
+behind misses some: its publisher numbers its entries to let readers notice) and expires
+``ttl`` seconds after its last append.
+
+**When the store is unreachable** every method raises :class:`SharedStateUnavailable`;
+callers decide what is safe without it (``redis_state.py`` and DESIGN.md §7).
 
 **Token buckets are stored as GCRA** (the "generic cell rate algorithm"): instead of a token
 count and a last-refill time, one number per bucket, the *theoretical arrival time* ``tat``
@@ -61,18 +73,44 @@ A reserved token whose caller is cancelled while sleeping is lost, which can onl
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["DEFAULT_MAX_VALUES", "InMemoryState", "SharedState"]
+__all__ = [
+    "DEFAULT_MAX_VALUES",
+    "InMemoryState",
+    "SharedState",
+    "SharedStateUnavailable",
+    "stream_id_key",
+]
 
 DEFAULT_MAX_VALUES = 100_000
 """Values :class:`InMemoryState` keeps before evicting the one closest to expiry."""
 
 _SWEEP_EVERY = 1024
 """Writes between two sweeps of full buckets, ended pauses and expired values."""
+
+
+class SharedStateUnavailable(Exception):
+    """The shared store cannot be reached (or did not answer in time); nothing was done.
+
+    Attributes:
+        retry_after_seconds: when it is worth trying again (the next reconnect attempt).
+    """
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    """An entry id as a sortable pair (``"12-3"`` → ``(12, 3)``; ``"0"`` → ``(0, 0)``)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class SharedState(Protocol):
@@ -143,6 +181,25 @@ class SharedState(Protocol):
         """Delete ``key`` if present."""
         ...
 
+    async def append(self, stream: str, data: bytes, *, max_entries: int, ttl: float) -> str:
+        """Append ``data`` to ``stream``; return the new entry's id.
+
+        The stream keeps at least the last ``max_entries`` entries (Redis trims lazily,
+        so a few more may remain) and expires ``ttl`` seconds after this append.
+        """
+        ...
+
+    async def read_after(
+        self, stream: str, after: str, *, count: int = 100, block: float = 0.0
+    ) -> list[tuple[str, bytes]]:
+        """Up to ``count`` entries of ``stream`` with ids above ``after``, oldest first.
+
+        ``after="0"`` reads from the oldest entry kept.  With ``block`` above 0 and
+        nothing there yet, waits up to ``block`` seconds for an entry; an empty list
+        means none came.
+        """
+        ...
+
 
 def _check_bucket_args(rate_per_second: float, capacity: float, max_wait: float) -> None:
     if not (math.isfinite(rate_per_second) and rate_per_second > 0):
@@ -177,7 +234,16 @@ class InMemoryState:
         max_values: the most values kept at once.
     """
 
-    __slots__ = ("_buckets", "_clock", "_max_values", "_pauses", "_values", "_writes")
+    __slots__ = (
+        "_buckets",
+        "_clock",
+        "_last_id",
+        "_max_values",
+        "_pauses",
+        "_streams",
+        "_values",
+        "_writes",
+    )
 
     def __init__(
         self,
@@ -192,13 +258,15 @@ class InMemoryState:
         self._buckets: dict[str, float] = {}
         self._pauses: dict[str, float] = {}
         self._values: dict[str, tuple[bytes, float]] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._last_id = (0, 0)
         self._writes = 0
 
     def __repr__(self) -> str:
         # Counts only: bucket names and keys may be derived from credentials.
         return (
             f"InMemoryState(buckets={len(self._buckets)}, pauses={len(self._pauses)}, "
-            f"values={len(self._values)})"
+            f"values={len(self._values)}, streams={len(self._streams)})"
         )
 
     async def take_tokens(
@@ -266,6 +334,62 @@ class InMemoryState:
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 
+    async def append(self, stream: str, data: bytes, *, max_entries: int, ttl: float) -> str:
+        _check_ttl(ttl)
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}.")
+        now = self._clock()
+        log = self._streams.get(stream)
+        if log is None or log.expires_at <= now:
+            log = self._streams[stream] = _Stream()
+        # Ids as Redis makes them: milliseconds, then a sequence within the millisecond.
+        ms = int(now * 1000)
+        last_ms, last_seq = self._last_id
+        self._last_id = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
+        entry_id = f"{self._last_id[0]}-{self._last_id[1]}"
+        log.entries.append((self._last_id, entry_id, data))
+        while len(log.entries) > max_entries:
+            log.entries.popleft()
+        log.expires_at = now + ttl
+        log.changed.set()
+        log.changed = asyncio.Event()
+        self._wrote(now)
+        return entry_id
+
+    async def read_after(
+        self, stream: str, after: str, *, count: int = 100, block: float = 0.0
+    ) -> list[tuple[str, bytes]]:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}.")
+        position = stream_id_key(after)
+        found = self._after(stream, position, count)
+        if found or block <= 0:
+            return found
+        log = self._streams.get(stream)
+        if log is None:
+            log = self._streams[stream] = _Stream(expires_at=self._clock() + block)
+        try:
+            async with asyncio.timeout(block):
+                await log.changed.wait()
+        except TimeoutError:
+            return []
+        return self._after(stream, position, count)
+
+    def _after(self, stream: str, position: tuple[int, int], count: int) -> list[tuple[str, bytes]]:
+        log = self._streams.get(stream)
+        if log is None or log.expires_at <= self._clock():
+            return []
+        found: list[tuple[str, bytes]] = []
+        # Newest last: walk back to the first entry past ``position`` (readers keep up,
+        # so this is short), then forward.
+        start = len(log.entries)
+        while start > 0 and log.entries[start - 1][0] > position:
+            start -= 1
+        for index in range(start, min(start + count, len(log.entries))):
+            _, entry_id, data = log.entries[index]
+            found.append((entry_id, data))
+        return found
+
     def _live(self, key: str) -> bytes | None:
         entry = self._values.get(key)
         if entry is None:
@@ -299,3 +423,16 @@ class InMemoryState:
             del self._pauses[name]
         for key in [k for k, (_, expires_at) in self._values.items() if expires_at <= now]:
             del self._values[key]
+        for name in [n for n, log in self._streams.items() if log.expires_at <= now]:
+            del self._streams[name]
+
+
+class _Stream:
+    """One in-memory stream: its entries, expiry, and an event set on each append."""
+
+    __slots__ = ("changed", "entries", "expires_at")
+
+    def __init__(self, expires_at: float = math.inf) -> None:
+        self.entries: deque[tuple[tuple[int, int], str, bytes]] = deque()
+        self.expires_at = expires_at
+        self.changed = asyncio.Event()

@@ -51,6 +51,7 @@ from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp
 
 from appointments_gateway.sandbox import DEMO_KEY_A, DEMO_KEY_B, create_sandbox_app
+from tests.redis_server import RedisServer
 
 MIN_NAME_LETTERS = 4
 # Loggers lowered to DEBUG for the session, and those held where the server holds them.
@@ -209,3 +210,14 @@ def serve() -> Serve:
     loopback-bound gateway answers (``gateway/middleware/hosts.py``).
     """
     return _serving
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real ``redis-server`` for the session (tests/redis_server.py); tests that take it
+    away and give it back start their own."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()

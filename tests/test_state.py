@@ -161,4 +161,4 @@ async def test_idle_buckets_and_ended_pauses_are_swept(state: InMemoryState, clo
 
 
 def test_repr_shows_counts_not_names(state: InMemoryState) -> None:
-    assert repr(state) == "InMemoryState(buckets=0, pauses=0, values=0)"
+    assert repr(state) == "InMemoryState(buckets=0, pauses=0, values=0, streams=0)"
