@@ -146,6 +146,19 @@ def _parse_text(raw: str) -> str:
     return raw
 
 
+def _parse_redis_url(raw: str) -> str:
+    """``redis://`` or ``rediss://`` (TLS), optionally with ``user:password@``; no other."""
+    if not raw.startswith(("redis://", "rediss://")) or len(raw) <= len("rediss://"):
+        raise SafeReason("expected a redis:// or rediss:// URL, such as redis://127.0.0.1:6379/0")
+    return raw
+
+
+def _parse_redis_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", raw):
+        raise ValueError(f"expected 1 to 32 letters, digits, '_', '.' or '-', got {raw!r}")
+    return raw
+
+
 def _parse_origins(raw: str) -> tuple[str, ...]:
     """A comma-separated list of exact origins, ``scheme://host[:port]``.
 
@@ -338,8 +351,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "workers",
         "GATEWAY_WORKERS",
-        "worker processes; only 1 for now: workers would each keep their own idempotency "
-        "keys and rate budget until a shared store (Redis) comes",
+        "worker processes; more than 1 needs GATEWAY_REDIS_URL, where every worker "
+        "shares one rate budget and one idempotency store",
+        _parse_positive_int,
+    ),
+    Setting(
+        "redis_url",
+        "GATEWAY_REDIS_URL",
+        "redis:// or rediss:// URL of the Redis that every worker and instance shares "
+        "(rate budget, idempotency keys, one replica sync per key); unset: in-memory, one "
+        "process. It may hold a password: prefer the environment variable",
+        _parse_redis_url,
+        secret=True,
+    ),
+    Setting(
+        "redis_prefix",
+        "GATEWAY_REDIS_PREFIX",
+        "prefix of every Redis key the gateway writes, so deployments can share a Redis",
+        _parse_redis_prefix,
+    ),
+    Setting(
+        "instances",
+        "GATEWAY_INSTANCES",
+        "gateway instances (machines or containers) sharing GATEWAY_REDIS_URL; only sizes "
+        "each process's conservative share of the budget while Redis is unreachable",
         _parse_positive_int,
     ),
     Setting(
@@ -614,6 +649,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     port: int = 8000
     workers: int = 1
+    redis_url: str | None = field(default=None, repr=False)
+    redis_prefix: str = "gw"
+    instances: int = 1
     upstream_timeout: float = 10.0
     operation_timeout: float = 30.0
     upstream_rate_limit: int = 200
@@ -670,15 +708,14 @@ class Settings:
                 "gateway.example.com), so that requests naming any other host in their "
                 "Host header are refused (DNS rebinding)"
             )
-        if self.workers > 1:
-            # The idempotency keys and rate buckets live in process memory (state.py):
-            # two workers behind one port would each hold half the truth.
+        if self.workers > 1 and not self.redis_url:
+            # In-memory state (state.py) is per process: two workers behind one port
+            # would each hold half the truth.
             raise ConfigError(
-                f"GATEWAY_WORKERS={self.workers}: worker processes would each keep their own "
-                "idempotency keys and rate budget, so a retried createAppointment could book "
-                "twice and each worker would see only part of the budget; run a single "
-                "worker until a shared store is configured (GATEWAY_REDIS_URL, coming with "
-                "the Redis shared state)"
+                f"GATEWAY_WORKERS={self.workers} needs GATEWAY_REDIS_URL: without a shared "
+                "store each worker would keep its own idempotency keys and rate budget, so a "
+                "retried createAppointment could book twice and the workers together could "
+                "exceed Cliniko's limit; set GATEWAY_REDIS_URL or run one worker"
             )
         if self.talks_to_cliniko and not (self.user_agent and is_safe_user_agent(self.user_agent)):
             raise ConfigError(

@@ -64,7 +64,12 @@ def test_bad_values_name_the_setting_and_quote_the_value(env, message):
 
 def test_the_api_key_is_secret_and_never_in_repr():
     secret = [s.env for s in SETTINGS if s.secret]
-    assert secret == ["CLINIKO_API_KEY", "GATEWAY_TOKENS", "GATEWAY_OPS_TOKENS"]
+    assert secret == [
+        "CLINIKO_API_KEY",
+        "GATEWAY_TOKENS",
+        "GATEWAY_OPS_TOKENS",
+        "GATEWAY_REDIS_URL",
+    ]
     assert "sk-secret" not in repr(Settings(api_key="sk-secret-au1"))
 
 
@@ -252,15 +257,33 @@ def test_upstream_budget_settings_default_to_cliniko_s_limit():
 
 
 @pytest.mark.parametrize("workers", ["2", "8"])
-def test_more_than_one_worker_is_refused_until_state_is_shared(workers):
+def test_more_than_one_worker_needs_shared_state(workers):
     """Each worker would keep its own idempotency keys and budget: a retry could book twice."""
     with pytest.raises(ConfigError) as caught:
         Settings.load(environ={"GATEWAY_WORKERS": workers})
     message = str(caught.value)
-    assert message.startswith(f"GATEWAY_WORKERS={workers}: worker processes would each keep")
+    assert message.startswith(f"GATEWAY_WORKERS={workers} needs GATEWAY_REDIS_URL")
     assert "createAppointment could book twice" in message
-    assert "GATEWAY_REDIS_URL" in message
     assert Settings.load(environ={"GATEWAY_WORKERS": "1"}).workers == 1
+    shared = Settings.load(
+        environ={"GATEWAY_WORKERS": workers, "GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    )
+    assert shared.workers == int(workers)
+
+
+@pytest.mark.parametrize("url", ["http://x:pw-9f3@h:6379", "redis://", "x:pw-9f3@h:6379"])
+def test_redis_url_must_be_redis_or_rediss_and_is_never_echoed(url):
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"GATEWAY_REDIS_URL": url})
+    assert "expected a redis:// or rediss:// URL" in str(caught.value)
+    assert "pw-9f3" not in str(caught.value)
+
+
+def test_redis_url_with_password_is_kept_out_of_repr():
+    url = "rediss://gw:s3cret-pass@redis.internal:6380/2"
+    settings = Settings.load(environ={"GATEWAY_REDIS_URL": url})
+    assert settings.redis_url == url
+    assert "s3cret" not in repr(settings)
 
 
 @pytest.mark.parametrize(
