@@ -31,15 +31,15 @@ nothing here needs a transaction spanning two calls):
 ``compare_and_set``                 Lua: ``if GET key == expected then SET key value PX ttl``
 ``compare_and_delete``              Lua: ``if GET key == expected then DEL key``
 ``delete(key)``                     ``DEL key``
-``append(stream, data, ...)``       ``XADD stream MAXLEN ~ n * d data`` and ``PEXPIRE``
+``append(stream, data, ...)``       Lua: ``XADD stream MAXLEN n * d data``, ``PEXPIRE``
 ``read_after(stream, after, ...)``  ``XREAD COUNT n BLOCK ms STREAMS stream after``
 ==================================  =======================================================
 
 **Streams** are bounded, ordered logs (one per credential for the replica's change feed,
 DESIGN.md §8).  An entry's id is ``"<milliseconds>-<sequence>"``, as Redis makes them, and
 ids grow; a reader remembers the last id it saw and asks for what came after.  A stream
-keeps about ``max_entries`` entries (older ones are trimmed, so a reader that falls too far
-behind misses some: its publisher numbers its entries to let readers notice) and expires
+keeps its last ``max_entries`` entries (older ones are trimmed, so a reader that falls too
+far behind misses some: its publisher numbers its entries to let readers notice) and expires
 ``ttl`` seconds after its last append.
 
 **When the store is unreachable** every method raises :class:`SharedStateUnavailable`;
@@ -85,6 +85,7 @@ __all__ = [
     "InMemoryState",
     "SharedState",
     "SharedStateUnavailable",
+    "check_bucket_args",
     "stream_id_key",
 ]
 
@@ -184,8 +185,8 @@ class SharedState(Protocol):
     async def append(self, stream: str, data: bytes, *, max_entries: int, ttl: float) -> str:
         """Append ``data`` to ``stream``; return the new entry's id.
 
-        The stream keeps at least the last ``max_entries`` entries (Redis trims lazily,
-        so a few more may remain) and expires ``ttl`` seconds after this append.
+        The stream keeps its last ``max_entries`` entries and expires ``ttl`` seconds
+        after this append.
         """
         ...
 
@@ -201,7 +202,7 @@ class SharedState(Protocol):
         ...
 
 
-def _check_bucket_args(rate_per_second: float, capacity: float, max_wait: float) -> None:
+def check_bucket_args(rate_per_second: float, capacity: float, max_wait: float) -> None:
     if not (math.isfinite(rate_per_second) and rate_per_second > 0):
         raise ValueError(f"rate_per_second must be a finite number above 0, got {rate_per_second}.")
     if not (math.isfinite(capacity) and capacity >= 1):
@@ -278,7 +279,7 @@ class InMemoryState:
         max_wait: float = 0.0,
         now: float | None = None,
     ) -> float:
-        _check_bucket_args(rate_per_second, capacity, max_wait)
+        check_bucket_args(rate_per_second, capacity, max_wait)
         now = self._clock() if now is None else now
         interval = 1.0 / rate_per_second
         tat = max(self._buckets.get(bucket, now), now)

@@ -1,10 +1,25 @@
+"""One contract for every SharedState: in memory and in a real Redis (``redis_server``).
+
+Buckets and pauses run on a fake clock (both implementations take ``now`` from it: the
+Redis one passes it into its scripts); values and streams expire in real time in Redis,
+so their tests use real time and short TTLs for both.
+"""
+
 from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
 
 import pytest
 
+from appointments_gateway.redis_state import RedisState
 from appointments_gateway.state import InMemoryState, SharedState
+from tests.redis_server import RedisServer
 
 T0 = 1_700_000_000.0
+_PREFIXES = itertools.count()
 
 
 class Clock:
@@ -20,18 +35,48 @@ def clock() -> Clock:
     return Clock()
 
 
+def _redis_state(server: RedisServer, clock: Clock | None) -> RedisState:
+    # A prefix per test: one server serves the whole session.
+    return RedisState(server.url, prefix=f"t{next(_PREFIXES)}", clock=clock)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[SharedState]:
+    """A state whose buckets and pauses follow ``clock``."""
+    if request.param == "memory":
+        yield InMemoryState(clock=clock)
+        return
+    redis_state = _redis_state(request.getfixturevalue("redis_server"), clock)
+    yield redis_state
+    await redis_state.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def live_state(request: pytest.FixtureRequest) -> AsyncIterator[SharedState]:
+    """A state on real time: values and streams expire as Redis expires them."""
+    if request.param == "memory":
+        yield InMemoryState()
+        return
+    redis_state = _redis_state(request.getfixturevalue("redis_server"), None)
+    yield redis_state
+    await redis_state.aclose()
+
+
 @pytest.fixture
-def state(clock: Clock) -> InMemoryState:
+def memory(clock: Clock) -> InMemoryState:
     return InMemoryState(clock=clock)
 
 
-def test_in_memory_state_is_a_shared_state(state: InMemoryState) -> None:
-    shared: SharedState = state  # mypy checks the protocol; this checks it at runtime too
+def test_both_implementations_are_shared_states(memory: InMemoryState) -> None:
+    # mypy checks the protocol on these assignments; the asserts check at runtime.
+    shared: SharedState = memory
     assert callable(shared.take_tokens)
+    remote: SharedState = RedisState("redis://127.0.0.1:1/0")
+    assert callable(remote.read_after)
 
 
 async def test_a_new_bucket_is_full_and_then_refills_at_its_rate(
-    state: InMemoryState, clock: Clock
+    state: SharedState, clock: Clock
 ) -> None:
     take = [await state.take_tokens("b", rate_per_second=2.0, capacity=3.0) for _ in range(4)]
     assert take[:3] == [0.0, 0.0, 0.0]
@@ -46,7 +91,7 @@ async def test_a_new_bucket_is_full_and_then_refills_at_its_rate(
 
 
 async def test_refused_callers_take_nothing_and_waiters_reserve_in_order(
-    state: InMemoryState,
+    state: SharedState,
 ) -> None:
     args = {"rate_per_second": 1.0, "capacity": 1.0}
     assert await state.take_tokens("b", **args) == 0.0
@@ -61,14 +106,14 @@ async def test_refused_callers_take_nothing_and_waiters_reserve_in_order(
     assert await state.take_tokens("b", max_wait=4.0, **args) == pytest.approx(4.0)
 
 
-async def test_buckets_are_independent(state: InMemoryState) -> None:
+async def test_buckets_are_independent(state: SharedState) -> None:
     args = {"rate_per_second": 1.0, "capacity": 1.0}
     assert await state.take_tokens("a", **args) == 0.0
     assert await state.take_tokens("a", **args) > 0
     assert await state.take_tokens("b", **args) == 0.0
 
 
-async def test_explicit_now_overrides_the_clock(state: InMemoryState) -> None:
+async def test_explicit_now_overrides_the_clock(state: SharedState) -> None:
     args = {"rate_per_second": 1.0, "capacity": 1.0}
     assert await state.take_tokens("b", now=T0, **args) == 0.0
     assert await state.take_tokens("b", now=T0 + 0.25, **args) == pytest.approx(0.75)
@@ -80,14 +125,14 @@ async def test_explicit_now_overrides_the_clock(state: InMemoryState) -> None:
     [(0.0, 1.0, 0.0), (-1.0, 1.0, 0.0), (1.0, 0.5, 0.0), (1.0, 1.0, -1.0), (float("inf"), 1, 0)],
 )
 async def test_bucket_arguments_are_checked(
-    state: InMemoryState, rate: float, capacity: float, max_wait: float
+    state: SharedState, rate: float, capacity: float, max_wait: float
 ) -> None:
     with pytest.raises(ValueError, match="must be"):
         await state.take_tokens("b", rate_per_second=rate, capacity=capacity, max_wait=max_wait)
 
 
 async def test_pauses_keep_the_later_instant_and_end_by_themselves(
-    state: InMemoryState, clock: Clock
+    state: SharedState, clock: Clock
 ) -> None:
     assert await state.paused_until("b") is None
     assert await state.pause("b", T0 + 10) == T0 + 10
@@ -99,26 +144,25 @@ async def test_pauses_keep_the_later_instant_and_end_by_themselves(
     assert await state.paused_until("b") is None
 
 
-async def test_values_expire_after_their_ttl(state: InMemoryState, clock: Clock) -> None:
-    await state.set("k", b"v", ttl=5)
-    assert await state.get("k") == b"v"
-    clock.now += 4.9
-    assert await state.get("k") == b"v"
-    clock.now += 0.1
-    assert await state.get("k") is None
+async def test_values_expire_after_their_ttl(live_state: SharedState) -> None:
+    await live_state.set("k", b"v", ttl=0.3)
+    assert await live_state.get("k") == b"v"
+    await asyncio.sleep(0.45)
+    assert await live_state.get("k") is None
 
 
-async def test_set_if_absent_claims_once_until_expiry(state: InMemoryState, clock: Clock) -> None:
-    assert await state.set_if_absent("k", b"first", ttl=5)
+async def test_set_if_absent_claims_once_until_expiry(live_state: SharedState) -> None:
+    state = live_state
+    assert await state.set_if_absent("k", b"first", ttl=0.3)
     assert not await state.set_if_absent("k", b"second", ttl=5)
     assert await state.get("k") == b"first"
-    clock.now += 5
+    await asyncio.sleep(0.45)
     assert await state.set_if_absent("k", b"third", ttl=5)
     assert await state.get("k") == b"third"
 
 
 async def test_compare_and_set_and_delete_only_act_on_the_expected_value(
-    state: InMemoryState,
+    state: SharedState,
 ) -> None:
     await state.set("k", b"mine", ttl=5)
     assert not await state.compare_and_set("k", b"theirs", b"x", ttl=5)
@@ -132,7 +176,7 @@ async def test_compare_and_set_and_delete_only_act_on_the_expected_value(
 
 
 @pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
-async def test_ttl_must_be_positive_and_finite(state: InMemoryState, ttl: float) -> None:
+async def test_ttl_must_be_positive_and_finite(state: SharedState, ttl: float) -> None:
     with pytest.raises(ValueError, match="ttl"):
         await state.set("k", b"v", ttl=ttl)
     with pytest.raises(ValueError, match="ttl"):
@@ -149,7 +193,8 @@ async def test_values_are_bounded_evicting_the_soonest_to_expire(clock: Clock) -
     assert await state.get("new") == b"3"
 
 
-async def test_idle_buckets_and_ended_pauses_are_swept(state: InMemoryState, clock: Clock) -> None:
+async def test_idle_buckets_and_ended_pauses_are_swept(memory: InMemoryState, clock: Clock) -> None:
+    state = memory
     for n in range(2000):
         await state.take_tokens(f"key-{n}", rate_per_second=1.0, capacity=2.0)
         await state.pause(f"key-{n}", T0 + 1)
@@ -160,5 +205,47 @@ async def test_idle_buckets_and_ended_pauses_are_swept(state: InMemoryState, clo
     assert "pauses=0," in repr(state)
 
 
-def test_repr_shows_counts_not_names(state: InMemoryState) -> None:
-    assert repr(state) == "InMemoryState(buckets=0, pauses=0, values=0, streams=0)"
+def test_repr_shows_counts_not_names(memory: InMemoryState) -> None:
+    assert repr(memory) == "InMemoryState(buckets=0, pauses=0, values=0, streams=0)"
+
+
+# --- streams -------------------------------------------------------------------------
+
+
+async def test_streams_give_entries_after_an_id_in_order(live_state: SharedState) -> None:
+    state = live_state
+    assert await state.read_after("s", "0") == []
+    ids = [await state.append("s", f"e{n}".encode(), max_entries=10, ttl=5) for n in range(4)]
+    assert [tuple(map(int, i.split("-"))) for i in ids] == sorted(
+        tuple(map(int, i.split("-"))) for i in ids
+    )
+    assert len(set(ids)) == 4
+    assert await state.read_after("s", "0") == [(i, f"e{n}".encode()) for n, i in enumerate(ids)]
+    assert await state.read_after("s", ids[1]) == [(ids[2], b"e2"), (ids[3], b"e3")]
+    assert await state.read_after("s", ids[0], count=2) == [(ids[1], b"e1"), (ids[2], b"e2")]
+    assert await state.read_after("s", ids[3]) == []
+    assert await state.read_after("other", "0") == []
+
+
+async def test_streams_keep_their_last_entries_and_expire(live_state: SharedState) -> None:
+    state = live_state
+    ids = [await state.append("s", str(n).encode(), max_entries=3, ttl=0.4) for n in range(6)]
+    kept = await state.read_after("s", "0")
+    assert kept == [(ids[3], b"3"), (ids[4], b"4"), (ids[5], b"5")]
+    await asyncio.sleep(0.55)
+    assert await state.read_after("s", "0") == []
+
+
+async def test_a_blocked_reader_wakes_on_an_append(live_state: SharedState) -> None:
+    state = live_state
+    first = await state.append("s", b"a", max_entries=10, ttl=5)
+    started = time.monotonic()
+    reader = asyncio.create_task(state.read_after("s", first, block=3.0))
+    await asyncio.sleep(0.1)
+    second = await state.append("s", b"b", max_entries=10, ttl=5)
+    assert await reader == [(second, b"b")]
+    assert time.monotonic() - started < 1.5
+    # Nothing comes: an empty answer after about ``block``.
+    started = time.monotonic()
+    assert await state.read_after("s", second, block=0.2) == []
+    assert 0.15 < time.monotonic() - started < 1.5
