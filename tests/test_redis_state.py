@@ -29,7 +29,9 @@ async def test_every_key_is_prefixed_and_expires(redis_server: RedisServer) -> N
     client = redis.Redis.from_url(redis_server.url)
     try:
         await _exercise(state)
-        keys = sorted(bytes(k).decode() for k in await client.keys("ttlcheck:*"))
+        keys = sorted(
+            str(k, "utf-8") if isinstance(k, bytes) else k for k in await client.keys("ttlcheck:*")
+        )
         assert keys == [
             "ttlcheck:kv:idempotency:v1:fp:abc",
             "ttlcheck:kv:lease:fp",
