@@ -8,6 +8,8 @@ window of the horizon's length must hold at most the budget.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from appointments_gateway.redis_state import RedisState
@@ -41,9 +43,9 @@ def _most_in_a_window(grants: list[float]) -> int:
 
 
 @pytest.fixture
-def server() -> RedisServer:
+def server() -> Iterator[RedisServer]:
     server = RedisServer().start()
-    yield server  # type: ignore[misc]
+    yield server
     server.close()
 
 

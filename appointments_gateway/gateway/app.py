@@ -37,12 +37,15 @@ from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
 from appointments_gateway.observability.tracing import Tracing, chain_observers
+from appointments_gateway.redis_state import RedisState
 from appointments_gateway.replica import Replicas, SyncConfig
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
-from appointments_gateway.state import InMemoryState
+from appointments_gateway.state import InMemoryState, SharedState
+from appointments_gateway.state_fallback import FallbackState
 from appointments_gateway.upstream import Credential, Governor, UpstreamClient
+from appointments_gateway.upstream.governor import DEFAULT_MARGIN_SECONDS, WINDOW_SECONDS
 
 __all__ = ["State", "create_app", "create_app_from_environ"]
 
@@ -54,7 +57,7 @@ class State(TypedDict):
     """What the lifespan hands every request through ``request.state``."""
 
     upstream: UpstreamClient
-    #: Idempotency keys of creates; in memory, so one per process (DESIGN.md §7).
+    #: Idempotency keys of creates: per process, or in Redis for all (DESIGN.md §7).
     idempotency: Idempotency
     #: Per-credential replicas (DESIGN.md §8); ``None`` with ``GATEWAY_SYNC=off``.
     replicas: Replicas | None
@@ -79,8 +82,8 @@ def create_app(
         schema: the schema to serve; ``build_schema()`` unless a test or benchmark
             needs another one behind the same plumbing.
         governor: the per-key upstream budget; by default one built from the settings
-            (``upstream_rate_limit``, ``upstream_max_wait``: the process is the only
-            worker, Settings refuses more).
+            (``upstream_rate_limit``, ``upstream_max_wait``), on the shared state: with
+            Redis the whole limit is shared by every worker and instance, undivided.
         tracer_provider: where spans go when ``settings.tracing`` is on (the global
             OpenTelemetry provider by default).
         freeze_gc: after start-up, exclude every object alive then from garbage
@@ -126,9 +129,10 @@ def create_app(
         tracing=tracing,
     )
 
-    # One shared-state store for the process (DESIGN.md §7): rate buckets and
-    # idempotency keys alike; a Redis implementation would make it one per deployment.
-    state = InMemoryState()
+    # One shared-state store (DESIGN.md §7): rate buckets and idempotency keys alike; in
+    # memory for one process, or Redis for every worker and instance of a deployment.
+    state = _shared_state(settings)
+    shared = state if isinstance(state, FallbackState) else None
     if governor is None:
         governor = Governor(
             state,
@@ -138,7 +142,9 @@ def create_app(
         )
     # One registry per app (observability/metrics.py): tests build many apps.
     metrics = GatewayMetrics(governor)
-    readiness = Readiness(service_credential=service_credential, forward_base_url=base_url)
+    readiness = Readiness(
+        service_credential=service_credential, forward_base_url=base_url, shared=shared
+    )
     # /metrics and /readyz take a token off loopback (gateway/ops_access.py).
     ops = OpsAccess.from_settings(settings)
 
@@ -184,6 +190,8 @@ def create_app(
             finally:
                 if replicas is not None:
                     await replicas.aclose()
+                if shared is not None:
+                    await shared.aclose()
 
     return Starlette(
         routes=[
@@ -209,6 +217,17 @@ def create_app(
 def create_app_from_environ() -> Starlette:
     """The factory uvicorn workers call: settings come from the environment."""
     return create_app(Settings.load(), freeze_gc=True)
+
+
+def _shared_state(settings: Settings) -> SharedState:
+    """In memory for one process; with ``GATEWAY_REDIS_URL``, Redis behind its fallback."""
+    if settings.redis_url is None:
+        return InMemoryState()
+    return FallbackState(
+        RedisState(settings.redis_url, prefix=settings.redis_prefix),
+        processes=settings.workers * settings.instances,
+        horizon=WINDOW_SECONDS + DEFAULT_MARGIN_SECONDS,
+    )
 
 
 def _replicas(settings: Settings, upstream: UpstreamClient) -> Replicas | None:

@@ -12,6 +12,13 @@ Cheap by design, because probes come every few seconds from every orchestrator r
   answers.  With ``--upstream cliniko`` each caller's key picks its shard; the probe
   asks the default shard's host, which says whether Cliniko is reachable from here.
 
+**Shared state** (with ``GATEWAY_REDIS_URL``): the body also says whether Redis answers
+(``"sharedState": "ok"`` or ``"unreachable"`` with the failure's class and since when).  An
+instance without Redis stays *ready*: it serves reads and writes on its conservative local
+share of the budget (``state_fallback.py``), and taking every instance out of rotation
+because a shared dependency is down would turn a degradation into an outage; only creates
+with an ``idempotencyKey`` are refused meanwhile.  Alert on the field, not on the status.
+
 An answer is kept for :data:`READY_TTL_SECONDS` (a failure for :data:`NOT_READY_TTL_SECONDS`)
 and concurrent probes share one upstream call, so a service-mode instance spends at most
 6 of the key's requests per minute on readiness, 3% of Cliniko's 200.  The body says
@@ -28,6 +35,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from appointments_gateway.state import SharedStateUnavailable
+from appointments_gateway.state_fallback import FallbackState
 from appointments_gateway.upstream import (
     Credential,
     UpstreamClient,
@@ -59,7 +68,9 @@ class Readiness:
         *,
         service_credential: Credential | None,
         forward_base_url: str | None,
+        shared: FallbackState | None = None,
     ) -> None:
+        self._shared = shared
         self._credential = service_credential
         root = forward_base_url or base_url_for_shard(DEFAULT_SHARD)
         self._probe_url = root.rstrip("/") + _ROUTE
@@ -70,8 +81,27 @@ class Readiness:
     async def endpoint(self, request: Request) -> JSONResponse:
         """The route handler."""
         ready, reason = await self.check(request.state.upstream)
-        body = {"status": "ready" if ready else "not ready", "upstream": reason}
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "upstream": reason}
+        if self._shared is not None:
+            body.update(await self._shared_state(self._shared))
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @staticmethod
+    async def _shared_state(shared: FallbackState) -> dict[str, object]:
+        if shared.available:
+            try:
+                # Cheap (one PING) and the only way to notice an outage while idle.
+                async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                    await shared.redis.ping()
+            except SharedStateUnavailable:
+                return {"sharedState": "unreachable", "sharedStateError": "ping failed"}
+            return {"sharedState": "ok"}
+        since = shared.down_since or time.time()
+        return {
+            "sharedState": "unreachable",
+            "sharedStateError": shared.last_error,
+            "sharedStateDownSeconds": round(time.time() - since, 1),
+        }
 
     async def check(self, upstream: UpstreamClient) -> tuple[bool, str]:
         """Whether the upstream answers, and a short reason; cached, single-flight."""

@@ -20,6 +20,11 @@ credential, what the key was used for:
   look for the appointment and, if it is not there, book again with a **new** key.
   A waiter whose first attempt is still in flight after ``in_flight_seconds`` (its
   owner may have died) gets the same answer.
+* **The shared store is unreachable** (Redis down, ``state_fallback.py``): the key cannot
+  be claimed, so :class:`IdempotencyUnavailable` is raised and **nothing is sent**: another
+  instance may hold the key, and a POST here could book twice.  The client retries with
+  the same key a few seconds later.  If the store goes away *after* the POST succeeded, the
+  caller still gets its appointment; the key then stays "in flight" until its deadline.
 
 The key is scoped by ``Credential.fingerprint`` (never the API key itself), and is
 stored hashed, so neither the API key nor the client's key string is kept. Only the
@@ -30,6 +35,7 @@ re-reads the appointment, so it shows its current state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import secrets
@@ -40,7 +46,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from appointments_gateway.state import SharedState
+from appointments_gateway.state import SharedState, SharedStateUnavailable
 from appointments_gateway.upstream import InvalidRequest, UpstreamStatusError, UpstreamUnavailable
 
 __all__ = [
@@ -50,6 +56,7 @@ __all__ = [
     "Idempotency",
     "IdempotencyKeyReused",
     "IdempotencyOutcomeUnknown",
+    "IdempotencyUnavailable",
     "Replay",
     "certainly_without_effect",
 ]
@@ -74,6 +81,14 @@ class IdempotencyKeyReused(Exception):
 
 class IdempotencyOutcomeUnknown(Exception):
     """The key's first attempt may or may not have created the record."""
+
+
+class IdempotencyUnavailable(Exception):
+    """The key store cannot be reached: nothing was sent; retry with the same key later."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__("the idempotency store is unreachable")
+        self.retry_after_seconds = retry_after_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +208,21 @@ class Idempotency:
         Raises:
             IdempotencyKeyReused: the key was used with another input.
             IdempotencyOutcomeUnknown: an earlier attempt's outcome is unknown.
+            IdempotencyUnavailable: the store is unreachable; nothing was sent.
         """
+        try:
+            return await self._run(scope, key, fingerprint, action, result_of)
+        except SharedStateUnavailable as exc:
+            raise IdempotencyUnavailable(exc.retry_after_seconds) from exc
+
+    async def _run(
+        self,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        action: Callable[[], Awaitable[T]],
+        result_of: Callable[[T], str],
+    ) -> Fresh[T] | Replay:
         storage_key = self.storage_key(scope, key)
         delay = _POLL_FIRST
         while True:
@@ -231,14 +260,19 @@ class Idempotency:
         try:
             value = await action()
         except BaseException as exc:
-            if certainly_without_effect(exc):
-                await self._state.compare_and_delete(storage_key, pending)
-            else:
-                unknown = _Entry(_UNKNOWN, fingerprint).encode()
-                await self._state.compare_and_set(storage_key, pending, unknown, ttl=self._ttl)
+            # The store going away now must not hide the write's own error: the entry
+            # then stays "pending" and ends as unknown at its deadline, never as free.
+            with contextlib.suppress(SharedStateUnavailable):
+                if certainly_without_effect(exc):
+                    await self._state.compare_and_delete(storage_key, pending)
+                else:
+                    unknown = _Entry(_UNKNOWN, fingerprint).encode()
+                    await self._state.compare_and_set(storage_key, pending, unknown, ttl=self._ttl)
             raise
         done = _Entry(_DONE, fingerprint, result=result_of(value)).encode()
         # False only if our entry vanished (evicted under memory pressure): the create
-        # still succeeded, and this caller still gets it.
-        await self._state.compare_and_set(storage_key, pending, done, ttl=self._ttl)
+        # still succeeded, and this caller still gets it. So it does if the store went
+        # away after the POST: the booking exists and this caller must learn of it.
+        with contextlib.suppress(SharedStateUnavailable):
+            await self._state.compare_and_set(storage_key, pending, done, ttl=self._ttl)
         return value

@@ -14,6 +14,7 @@ serves the old version.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from appointments_gateway.resolvers.context import Context
@@ -21,6 +22,7 @@ from appointments_gateway.resolvers.errors import NotFound, translate_upstream
 from appointments_gateway.resolvers.idempotency import (
     IdempotencyKeyReused,
     IdempotencyOutcomeUnknown,
+    IdempotencyUnavailable,
     Replay,
 )
 from appointments_gateway.resolvers.user_errors import (
@@ -78,6 +80,17 @@ _OUTCOME_UNKNOWN = InputProblem(
     "if you do.",
     UserErrorCode.IDEMPOTENCY_KEY_OUTCOME_UNKNOWN,
 )
+
+
+def _key_unavailable(retry_after: float) -> InputProblem:
+    return InputProblem(
+        (INPUT, "idempotencyKey"),
+        "Nothing was booked: the gateway cannot check this idempotencyKey right now (its "
+        f"shared store is unreachable). Send the same request again in {math.ceil(retry_after)} "
+        "s or later, with the same key.",
+        UserErrorCode.IDEMPOTENCY_KEY_UNAVAILABLE,
+    )
+
 
 _CONFLICT = InputProblem(
     (INPUT, "id"),
@@ -158,6 +171,8 @@ async def create_appointment(
             return WriteResult(None, (_KEY_REUSED,))
         except IdempotencyOutcomeUnknown:
             return WriteResult(None, (_OUTCOME_UNKNOWN,))
+        except IdempotencyUnavailable as exc:
+            return WriteResult(None, (_key_unavailable(exc.retry_after_seconds),))
     if isinstance(outcome, Replay):
         record = await context.loaders.appointments.get(outcome.result)
         if record is None:

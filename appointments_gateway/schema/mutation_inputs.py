@@ -94,7 +94,9 @@ class CreateAppointmentInput:
         f"{MAX_IDEMPOTENCY_KEY_LENGTH} characters). Retrying with the same key and input "
         "within 24 h returns the first booking instead of booking again; the same key with "
         "another input is refused (`IDEMPOTENCY_KEY_REUSED`). If the first attempt's "
-        "outcome is unknown, retries get `IDEMPOTENCY_KEY_OUTCOME_UNKNOWN`.",
+        "outcome is unknown, retries get `IDEMPOTENCY_KEY_OUTCOME_UNKNOWN`. While the gateway's "
+        "shared store is unreachable, nothing is booked and the answer is "
+        "`IDEMPOTENCY_KEY_UNAVAILABLE`: retry with the same key.",
     )
 
 
