@@ -30,7 +30,8 @@ each change; ``total_entries`` is an exact count of the filtered rows.
 
 Outside ``/v1`` (no auth; never counted, rate limited, slowed or faulted, see :mod:`.knobs`):
 
-* ``GET /_sandbox/stats`` and ``POST /_sandbox/reset[?data=true]``.
+* ``GET /_sandbox/stats``, ``GET /_sandbox/arrivals?since=`` (each request's arrival
+  time, route and status, for checks over any 60 s) and ``POST /_sandbox/reset[?data=true]``.
 * ``/_sandbox/webapp/{a|b}/...``: Cliniko's web app, for changes staff make outside the API
   (appointments: create, edit incl. ``did_not_arrive``/``patient_arrived``, cancel, archive,
   soft and hard delete; names of patients, practitioners, businesses and appointment types).
@@ -258,6 +259,16 @@ async def sandbox_stats(request: Request) -> Response:
     return JSONResponse(body)
 
 
+async def sandbox_arrivals(request: Request) -> Response:
+    """``GET /_sandbox/arrivals?since=<unix seconds>``: each request's arrival, route, status."""
+    try:
+        since = float(request.query_params.get("since", "0"))
+    except ValueError:
+        return JSONResponse({"message": "since must be a number of UNIX seconds"}, 400)
+    arrivals = [list(a) for a in _state(request).stats.arrivals if a[0] >= since]
+    return JSONResponse({"arrivals": arrivals})
+
+
 async def sandbox_reset(request: Request) -> Response:
     data = request.query_params.get("data", "false").lower() in ("1", "true", "yes")
     _state(request).reset(data=data)
@@ -293,6 +304,7 @@ def _routes() -> list[BaseRoute]:
             get_resource = Resource(name, resource.table, {}, {}, ())
         routes.append(Route(f"/v1/{name}/{{id}}", _get_endpoint(get_resource), methods=["GET"]))
     routes.append(Route("/_sandbox/stats", sandbox_stats, methods=["GET"]))
+    routes.append(Route("/_sandbox/arrivals", sandbox_arrivals, methods=["GET"]))
     routes.append(Route("/_sandbox/reset", sandbox_reset, methods=["POST"]))
     routes.extend(webapp_routes())
     return routes

@@ -30,7 +30,7 @@ import json
 import math
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +44,8 @@ from .config import SandboxConfig
 __all__ = ["FaultInjector", "KnobsMiddleware", "RateLimiter", "Stats"]
 
 ACCOUNT_SCOPE_KEY = "sandbox_account"
+#: Arrivals kept for ``GET /_sandbox/arrivals`` (a few minutes at Cliniko's limit, times 100).
+MAX_ARRIVALS = 100_000
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -55,13 +57,19 @@ class Stats:
     by_route: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
     by_account: Counter[str] = field(default_factory=Counter)
+    #: (arrival in UNIX seconds, route, status, account) of the latest requests, so a
+    #: benchmark can check "at most N in ANY 60 s" rather than per fixed window.
+    arrivals: deque[tuple[float, str, int, str]] = field(
+        default_factory=lambda: deque(maxlen=MAX_ARRIVALS)
+    )
 
-    def record(self, route: str, status: int, account: str) -> None:
-        """Count one finished ``/v1`` request."""
+    def record(self, route: str, status: int, account: str, arrived: float | None = None) -> None:
+        """Count one finished ``/v1`` request (``arrived``: when it came in)."""
         self.total += 1
         self.by_route[route] += 1
         self.by_status[str(status)] += 1
         self.by_account[account] += 1
+        self.arrivals.append((time.time() if arrived is None else arrived, route, status, account))
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -69,6 +77,7 @@ class Stats:
         self.by_route.clear()
         self.by_status.clear()
         self.by_account.clear()
+        self.arrivals.clear()
 
     def as_json(self) -> dict[str, object]:
         """The stats body."""
@@ -162,6 +171,7 @@ class KnobsMiddleware:
             await self.app(scope, receive, send)
             return
 
+        arrived = time.time()
         route = _route_template(self.routes, scope)
         status_seen = 500
         account: DemoAccount | None = None
@@ -207,7 +217,9 @@ class KnobsMiddleware:
             scope.setdefault("state", {})[ACCOUNT_SCOPE_KEY] = account
             await self.app(scope, receive, counting_send)
         finally:
-            self.stats.record(route, status_seen, account.label if account else "unauthenticated")
+            self.stats.record(
+                route, status_seen, account.label if account else "unauthenticated", arrived
+            )
 
 
 async def _json(

@@ -143,3 +143,25 @@ async def test_unknown_routes_are_json_404s(client: httpx.AsyncClient) -> None:
     wrong_method = await client.put("/v1/individual_appointments/1")
     assert wrong_method.status_code == 405
     assert "message" in wrong_method.json()
+
+
+async def test_arrivals_list_each_request_with_its_arrival_route_and_status() -> None:
+    limited = create_sandbox_app(config(rate_limit_per_minute=2, latency_ms=50))
+    async with client_for(limited) as a:
+        before = time.time()
+        for _ in range(3):
+            await a.get("/v1/businesses")
+        after = time.time()
+        arrivals = (await a.get("/_sandbox/arrivals", params={"since": before})).json()
+        assert [(route, status) for _, route, status, _ in arrivals["arrivals"]] == [
+            ("GET /v1/businesses", 200),
+            ("GET /v1/businesses", 200),
+            ("GET /v1/businesses", 429),
+        ]
+        times = [t for t, *_ in arrivals["arrivals"]]
+        # The arrival, before the 50 ms of latency, not the answer.
+        assert all(before <= t <= after - 0.05 for t in times)
+        assert (await a.get("/_sandbox/arrivals", params={"since": after})).json() == {
+            "arrivals": []
+        }
+        assert (await a.get("/_sandbox/arrivals", params={"since": "x"})).status_code == 400
