@@ -4,23 +4,38 @@
 answers (also with ``--port 0``).  With ``--upstream sandbox`` it first starts the embedded
 sandbox in a background thread of the process, and the gateway talks to the demo data over
 real HTTP, exactly as it would talk to Cliniko.
+
+With ``--workers N`` (N > 1, which needs Redis for the state the workers share) uvicorn's
+own supervisor runs N worker processes on that one socket, and the sandbox stays in this
+process.  So that one ``/metrics`` scrape counts every worker, ``PROMETHEUS_MULTIPROC_DIR``
+names a directory made for this run (observability/metrics.py), which the workers inherit
+and which goes when ``serve`` ends; a directory the operator set is used instead, emptied
+of old value files first, as prometheus-client requires, and kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import math
 import os
+import re
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from appointments_gateway import __version__
 from appointments_gateway.observability.logs import log_config
+from appointments_gateway.observability.metrics import MULTIPROC_DIR_ENV
 from appointments_gateway.settings import (
     SANDBOX_SETTINGS,
     SETTINGS,
@@ -30,7 +45,7 @@ from appointments_gateway.settings import (
     Settings,
 )
 
-__all__ = ["EmbeddedSandbox", "build_parser", "main"]
+__all__ = ["EmbeddedSandbox", "MetricsDir", "build_parser", "main"]
 
 _GATEWAY_APP = "appointments_gateway.gateway.app:create_app_from_environ"
 
@@ -103,11 +118,101 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+@dataclass
+class MetricsDir:
+    """The directory of the workers' metric files for one run of ``serve``.
+
+    prometheus-client sums every ``*.db`` file it finds there, so files of an earlier run
+    would be counted as this run's: a directory made here is new and removed at exit; one
+    the operator named is emptied of value files before any worker starts.
+    """
+
+    path: str
+    #: Made by this run (then removed at exit), rather than named by the operator.
+    ours: bool
+
+    @classmethod
+    def prepare(cls, workers: int) -> MetricsDir | None:
+        """The directory for this run, exported for the workers; ``None`` if not needed."""
+        given = os.environ.get(MULTIPROC_DIR_ENV)
+        if given:
+            os.makedirs(given, exist_ok=True)
+            for stale in glob.glob(os.path.join(glob.escape(given), "*.db")):
+                os.remove(stale)
+            return cls(given, ours=False)
+        if workers == 1:
+            return None
+        path = tempfile.mkdtemp(prefix="appointments-gateway-metrics-")
+        # Set before any worker is spawned: prometheus-client reads it once, at import.
+        os.environ[MULTIPROC_DIR_ENV] = path
+        return cls(path, ours=True)
+
+    def describe(self) -> str:
+        if self.ours:
+            return f"{self.path} (PROMETHEUS_MULTIPROC_DIR, removed at exit)"
+        return f"{self.path} (PROMETHEUS_MULTIPROC_DIR as set; old *.db files cleared)"
+
+    def forget_dead(self, live: set[int]) -> None:
+        """``mark_process_dead`` for every pid with live-gauge files that is not in ``live``.
+
+        A worker that ended holds no replica, so its ``live*`` gauges must stop counting;
+        its counters stay, so totals never go down.
+        """
+        for pid in self._gauge_pids() - live:
+            mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
+
+    def _gauge_pids(self) -> set[int]:
+        pids: set[int] = set()
+        for name in os.listdir(self.path):
+            found = _LIVE_GAUGE_FILE.fullmatch(name)
+            if found:
+                pids.add(int(found[1]))
+        return pids
+
+    def close(self) -> None:
+        if self.ours:
+            shutil.rmtree(self.path, ignore_errors=True)
+            os.environ.pop(MULTIPROC_DIR_ENV, None)
+        else:
+            self.forget_dead(live=set())
+
+
+#: prometheus-client's file of one worker's ``live*`` gauges (``gauge_livesum_4242.db``).
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, also telling prometheus-client which workers ended.
+
+    uvicorn offers no hook for a worker's exit.  After each of its checks (every half
+    second: it restarts a worker that died) the live-gauge files of every pid that is no
+    longer a worker are deleted.  Going by files rather than by exit events also covers
+    the workers SIGHUP and SIGTTOU retire and a replacement that never became ready.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], metrics: MetricsDir | None
+    ) -> None:
+        super().__init__(config, sockets)
+        self._metrics = metrics
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        if self._metrics is not None:
+            self._metrics.forget_dead({p.pid for p in self.processes if p.pid is not None})
+
+    @property
+    def failed_to_start(self) -> bool:
+        """A worker failed before serving, so uvicorn stopped them all."""
+        return any(p.exitcode == STARTUP_FAILURE for p in self.processes)
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.load(overrides=_overrides(args, SETTINGS))
     from appointments_gateway.sandbox import DEMO_KEY_A, DEMO_KEY_B
 
     sandbox: EmbeddedSandbox | None = None
+    metrics: MetricsDir | None = None
     if settings.uses_sandbox:
         sandbox = EmbeddedSandbox.start(
             SandboxSettings(host="127.0.0.1", port=settings.sandbox_port)
@@ -121,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
                 worker_env["CLINIKO_API_KEY"] = DEMO_KEY_A
             worker_env.setdefault("GATEWAY_USER_AGENT", settings.effective_user_agent)
         os.environ.update(worker_env)
+        metrics = MetricsDir.prepare(settings.workers)
 
         sock = uvicorn.Config(_GATEWAY_APP, host=settings.host, port=settings.port).bind_socket()
         port = sock.getsockname()[1]
@@ -136,12 +242,16 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             print(f"Upstream:         {settings.upstream}", flush=True)
         print(f"Auth mode:        {settings.auth}", flush=True)
+        print(f"Workers:          {settings.workers}", flush=True)
+        if metrics is not None:
+            print(f"Metric files:     {metrics.describe()}", flush=True)
 
         config = uvicorn.Config(
             _GATEWAY_APP,
             factory=True,
             host=settings.host,
             port=port,
+            workers=settings.workers,
             log_level=settings.log_level,
             # One JSON object per line, exceptions without their messages (observability/logs.py).
             log_config=log_config(settings.log_level),
@@ -154,12 +264,21 @@ def _serve(args: argparse.Namespace) -> int:
             # not ended a second later is cancelled.
             timeout_graceful_shutdown=math.ceil(settings.operation_timeout) + 1,
         )
-        # One process: Settings refuses more workers until state is shared (Redis).
-        server = uvicorn.Server(config)
-        server.run(sockets=[sock])
-        if not server.started:
-            return 1
+        if settings.workers > 1:
+            # Workers are spawned (fresh interpreters): each builds the app from the
+            # environment above, and the kernel hands each connection to one of them.
+            supervisor = _Supervisor(config, [sock], metrics)
+            supervisor.run()
+            if supervisor.failed_to_start:
+                return 1
+        else:
+            server = uvicorn.Server(config)
+            server.run(sockets=[sock])
+            if not server.started:
+                return 1
     finally:
+        if metrics is not None:
+            metrics.close()
         if sandbox is not None:
             sandbox.stop()
     return 0
