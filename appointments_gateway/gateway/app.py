@@ -140,7 +140,8 @@ def create_app(
             max_wait=settings.upstream_max_wait,
             background_share=settings.sync_budget_share,
         )
-    # One registry per app (observability/metrics.py): tests build many apps.
+    # One registry per app (tests build many apps), or with several workers the shared
+    # metric files of every worker (prometheus-client's multiprocess mode; metrics.py).
     metrics = GatewayMetrics(governor)
     readiness = Readiness(
         service_credential=service_credential, forward_base_url=base_url, shared=shared
@@ -165,6 +166,9 @@ def create_app(
             ) as upstream,
             # gateway_event_loop_lag_seconds: proof that no request holds the worker.
             LoopLagMonitor(metrics.loop_lag.observe).running(),
+            # Several workers: this worker's governor and replica figures reach the
+            # shared metric files once a second (observability/metrics.py).
+            metrics.running(),
         ):
             # A waiter gives up on an in-flight create only after it surely ended: a POST
             # takes at most its timeout per attempt, and connect failures are retried.
