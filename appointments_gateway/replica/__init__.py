@@ -6,7 +6,10 @@ credential's 200 requests a minute pay for *changes* (the sync's polls), not for
 * ``store.py``: one credential's rows and the completeness facts that make them answerable;
 * ``sync.py``: the task that loads a replica and keeps it fresh by ``updated_at`` polling;
 * ``view.py``: one request's access to a replica, recording what its answer relied on;
-* ``registry.py``: the process's replicas, when one starts, when one goes.
+* ``registry.py``: the process's replicas, when one starts, when one goes;
+* ``changes.py``: what a sync step does to a replica, as a value (applied, published);
+* ``shared.py``: with a shared state, one sync per credential across processes (a lease)
+  and a change feed the others apply.
 
 It sits between ``resolvers/`` (which decides whether a read is inside a replica, and
 answers it exactly as the upstream path would) and ``upstream/`` (which the sync uses,
@@ -15,9 +18,19 @@ through background sessions that take only the budget reads leave).
 
 from __future__ import annotations
 
-from .registry import START_WINDOW_SECONDS, Replicas
+from .changes import Change
+from .registry import START_WINDOW_SECONDS, Listener, Replicas
+from .shared import FeedConfig, FeedStats, Role, SharedSync
 from .store import APPOINTMENTS, KINDS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
-from .sync import BY_START, CLOCK_SKEW_SECONDS, SyncConfig, Syncer, SyncStats, whole_patient
+from .sync import (
+    BY_START,
+    CLOCK_SKEW_SECONDS,
+    SyncConfig,
+    Syncer,
+    SyncPosition,
+    SyncStats,
+    whole_patient,
+)
 from .view import ReadStats, ReplicaView
 
 __all__ = [
@@ -29,11 +42,18 @@ __all__ = [
     "LINKS",
     "REFERENCE_KINDS",
     "START_WINDOW_SECONDS",
+    "Change",
+    "FeedConfig",
+    "FeedStats",
+    "Listener",
     "ReadStats",
     "Replica",
     "ReplicaView",
     "Replicas",
+    "Role",
+    "SharedSync",
     "SyncConfig",
+    "SyncPosition",
     "SyncStats",
     "Syncer",
     "whole_patient",

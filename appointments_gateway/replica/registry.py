@@ -11,26 +11,40 @@ a credential's first read.
 
 **When it goes**: after ``idle`` seconds without a read, and, beyond ``max_keys``
 replicas, the least recently read one.  Its task is cancelled and its rows dropped with it;
-nothing is written anywhere.
+nothing is written anywhere (with a shared state, a holder gives its lease up first).
+
+**With a shared state** (``shared=``, Redis across instances and workers) each replica's
+task is a :class:`~appointments_gateway.replica.shared.SharedSync` instead of a bare sync:
+one process per credential holds a lease and syncs, the others apply its change feed
+(``shared.py`` says how, and why nothing is lost when the lease changes hands).  Without
+one (the default) every replica syncs itself, as a single process does.
+
+**Listeners** (:meth:`Replicas.listen`) are told every batch of changes applied to a
+replica in this process, whoever made it (this process's sync or, through the feed,
+another's): the hook live updates (subscriptions) will ride on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from appointments_gateway.state import SharedState
 from appointments_gateway.upstream import Credential, UpstreamClient
 
+from .changes import Change
+from .shared import FeedConfig, FeedStats, Role, SharedSync
 from .store import APPOINTMENTS, Replica
 from .sync import POLL_TOKENS, URGENT_QUEUE_SECONDS, SyncConfig, Syncer, SyncStats
 from .view import ReadStats, ReplicaView
 
-__all__ = ["START_WINDOW_SECONDS", "Replicas"]
+__all__ = ["START_WINDOW_SECONDS", "Listener", "Replicas"]
 
 logger = logging.getLogger("appointments_gateway.replica")
 
@@ -40,12 +54,17 @@ START_WINDOW_SECONDS = 300.0
 _MAX_COUNTED = 10_000
 _REAP_EVERY = 30.0
 
+#: Told ``(fingerprint, changes)`` for each batch of changes applied to a replica.
+Listener = Callable[[str, Sequence[Change]], None]
+
 
 @dataclass(slots=True)
 class _Running:
     replica: Replica
     syncer: Syncer
     task: asyncio.Task[None]
+    #: With a shared state: what this process does for the credential.
+    shared: SharedSync | None = None
 
 
 class Replicas:
@@ -58,6 +77,11 @@ class Replicas:
         idle: seconds without a read before a replica is dropped.
         start_after: upstream read requests within :data:`START_WINDOW_SECONDS` that
             start a credential's replica.
+        clock: UNIX seconds.
+        shared: the state shared with the other processes (one sync per credential
+            among them); ``None``: each replica syncs itself.
+        instance: a label for log lines (never a credential).
+        feed: lease, feed and snapshot timings (with ``shared``).
     """
 
     def __init__(
@@ -69,6 +93,9 @@ class Replicas:
         idle: float = 900.0,
         start_after: int = 10,
         clock: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
+        instance: str | None = None,
+        feed: FeedConfig | None = None,
     ) -> None:
         self._upstream = upstream
         self.config = config
@@ -83,6 +110,11 @@ class Replicas:
         self.read_stats = ReadStats()
         self.started = 0
         self.dropped = 0
+        self.shared = shared
+        self.instance = instance
+        self.feed_config = feed or FeedConfig()
+        self.feed_stats = FeedStats()
+        self._listeners: list[Listener] = []
 
     # --- reads --------------------------------------------------------------------
 
@@ -144,8 +176,23 @@ class Replicas:
             self.sync_stats,
             clock=self._clock,
         )
-        task = asyncio.create_task(syncer.run(), name="replica-sync")
-        self._running[key] = _Running(replica, syncer, task)
+        shared: SharedSync | None = None
+        if self.shared is None:
+            syncer.journal = functools.partial(self._told_one, key)
+            task = asyncio.create_task(syncer.run(), name="replica-sync")
+        else:
+            shared = SharedSync(
+                key,
+                replica,
+                syncer,
+                self.shared,
+                self.feed_config,
+                self.feed_stats,
+                notify=functools.partial(self._told, key),
+                instance=self.instance,
+            )
+            task = asyncio.create_task(shared.run(), name="replica-shared")
+        self._running[key] = _Running(replica, syncer, task, shared)
         self.started += 1
         logger.info("replica started")
         while len(self._running) > self.max_keys:
@@ -153,6 +200,48 @@ class Replicas:
             self._drop(oldest)
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap(), name="replica-reaper")
+
+    # --- changes ------------------------------------------------------------------
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Tell ``listener`` every batch of changes applied here; returns its removal."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _told(self, key: str, changes: Sequence[Change]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(key, changes)
+            except Exception as failed:  # a listener's bug must not stop the sync
+                # The type only: a message might quote a row.
+                logger.error("replica change listener failed (%s)", type(failed).__name__)
+
+    def _told_one(self, key: str, change: Change) -> None:
+        if self._listeners:
+            self._told(key, (change,))
+
+    def role(self, credential: Credential) -> Role | None:
+        """What this process does for the credential (``None``: no replica, or no sharing)."""
+        running = self._running.get(credential.fingerprint)
+        return None if running is None or running.shared is None else running.shared.role
+
+    def shared_sync(self, credential: Credential) -> SharedSync | None:
+        """The credential's shared sync in this process, if it runs with a shared state."""
+        running = self._running.get(credential.fingerprint)
+        return None if running is None else running.shared
+
+    def roles(self) -> dict[str, int]:
+        """How many credentials this process holds, follows, syncs alone (with sharing)."""
+        counts = {role.value: 0 for role in Role}
+        for running in self._running.values():
+            if running.shared is not None:
+                counts[running.shared.role.value] += 1
+        return counts
 
     # --- upkeep -------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import bisect
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -392,6 +392,44 @@ class Replica:
             if written is not None and written[0] < instant:
                 self._apply(record)
         self._written = {i: w for i, w in self._written.items() if w[0] >= instant}
+
+    def restore(
+        self,
+        *,
+        appointments: Iterable[AppointmentRecord],
+        records: Mapping[str, Iterable[Any]],
+        tombstones: Iterable[str],
+        coverage: tuple[datetime, datetime] | None,
+        complete_patients: Iterable[tuple[str, float]],
+        synced_at: Mapping[str, float],
+    ) -> None:
+        """Hold exactly these rows and facts: another process's replica (``shared.py``).
+
+        Everything held before goes, except the writes through this gateway since the
+        last completed poll (the copy may predate them): they are applied again on top,
+        as :meth:`replace_span` keeps them.  ``complete_patients``: ids with the instant
+        each was read whole, on this replica's clock.
+        """
+        self.appointments = {}
+        self._by_patient = {}
+        self._bytes = {kind: 0 for kind in KINDS}
+        self.records = {kind: {} for kind in KINDS[1:]}
+        self.tombstones = OrderedDict((i, None) for i in tombstones)
+        self.coverage = coverage
+        self.complete_patients = OrderedDict(complete_patients)
+        self.synced_at = dict(synced_at)
+        self._deferred = {}
+        for kind, rows in records.items():
+            for row in rows:
+                self.apply_record(kind, row)
+        for record in appointments:
+            self.appointments[record.id] = record
+            if record.patient_id is not None:
+                self._by_patient.setdefault(record.patient_id, set()).add(record.id)
+            self._bytes[APPOINTMENTS] += _size(record)
+        for record in self._pending_writes().values():
+            self._apply(record)
+        self.version += 1
 
     # --- introspection ------------------------------------------------------------
 

@@ -43,6 +43,13 @@ whose reads use the whole budget (a front desk of a hundred, all reading upstrea
 the replica is empty) would never load the replica that ends the pressure, and a loaded
 replica under sustained pressure would go stale and send every read upstream again.
 The price is one read's slot per such request, only while the pressure lasts.
+
+**Every change a step makes is a value** (``changes.py``) applied by :meth:`Syncer.apply`,
+and handed to :attr:`Syncer.journal` when one is set: with a shared state (``shared.py``)
+the process that holds the credential's lease publishes it, and the others apply the same
+value with the same method (``mirrored``), so their replicas and their sync positions (the
+feeds' cursors) follow the holder's.  While another process syncs, what reads ask of this
+sync (a patient read whole, a poll at once) goes to it through :attr:`Syncer.asks`.
 """
 
 from __future__ import annotations
@@ -76,9 +83,29 @@ from appointments_gateway.upstream import (
     UpstreamUnauthenticated,
 )
 
+from .changes import (
+    Bye,
+    Change,
+    Coverage,
+    FeedLoaded,
+    Linked,
+    PatientRead,
+    Polled,
+    Span,
+    Trim,
+    WindowLoaded,
+)
 from .store import APPOINTMENTS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
 
-__all__ = ["BY_START", "CLOCK_SKEW_SECONDS", "SyncConfig", "SyncStats", "Syncer", "whole_patient"]
+__all__ = [
+    "BY_START",
+    "CLOCK_SKEW_SECONDS",
+    "SyncConfig",
+    "SyncPosition",
+    "SyncStats",
+    "Syncer",
+    "whole_patient",
+]
 
 logger = logging.getLogger("appointments_gateway.replica")
 
@@ -129,6 +156,38 @@ class SyncStats:
 
     def count(self, what: str, n: int = 1) -> None:
         self.requests[what] = self.requests.get(what, 0) + n
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPosition:
+    """Where a sync stands (:meth:`Syncer.position`), beside its replica's rows.
+
+    ``since``: each feed's next ``updated_at`` cursor (UNIX seconds); ``feeds``: each
+    feed's last whole poll; ``loaded_feeds``: reference feeds read whole once;
+    ``loaded``: the window is loaded.
+    """
+
+    since: dict[str, float]
+    feeds: dict[str, float]
+    loaded_feeds: tuple[str, ...]
+    loaded: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "feeds": self.feeds,
+            "loaded_feeds": list(self.loaded_feeds),
+            "loaded": self.loaded,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SyncPosition:
+        return cls(
+            since={str(k): float(v) for k, v in data["since"].items()},
+            feeds={str(k): float(v) for k, v in data["feeds"].items()},
+            loaded_feeds=tuple(data["loaded_feeds"]),
+            loaded=bool(data["loaded"]),
+        )
 
 
 #: The order spans and patients are read in (the id tie-breaker keeps pages stable).
@@ -215,6 +274,14 @@ class Syncer:
         self.loaded = asyncio.Event()
         #: Seconds the appointments' poll waits now (the interval, stretched under pressure).
         self.current_interval = config.interval
+        #: Given every change this sync applies, after it is applied (``shared.py``).
+        self.journal: Callable[[Change], None] | None = None
+        #: While another process syncs this credential (``shared.py``): what reads ask
+        #: of the sync, ``("patient", id)`` or ``("poll", "")``, for it to forward.
+        self.asks: list[tuple[str, str]] | None = None
+        #: When a write last asked for a poll (a mirrored poll that started before it
+        #: does not clear ``appointments_dirty``).
+        self._poll_asked = 0.0
         # Every row fetched from now on reflects every change before ``started``.
         for kind in (APPOINTMENTS, *REFERENCE_KINDS, *LINKED_KINDS):
             replica.mark_synced(kind, started)
@@ -225,14 +292,98 @@ class Syncer:
 
     def want_patient(self, patient_id: str) -> None:
         """A read asked for a patient's appointments: read them whole soon."""
+        if self.asks is not None:
+            if len(self.asks) < 100:
+                self.asks.append(("patient", patient_id))
+            return
         if len(self._patients) < 100:
             self._patients[patient_id] = None
             self._wake.set()
 
     def poll_soon(self) -> None:
         """A write changed rows its answer does not show: poll at once."""
+        self._poll_asked = self._clock()
+        if self.asks is not None and len(self.asks) < 100:
+            self.asks.append(("poll", ""))
         self._due[APPOINTMENTS] = 0.0
         self._wake.set()
+
+    # --- changes ------------------------------------------------------------------
+
+    def _change(self, change: Change) -> None:
+        self.apply(change)
+        if self.journal is not None:
+            self.journal(change)
+
+    def apply(self, change: Change, *, mirrored: bool = False) -> None:
+        """Apply one change to the replica and to this sync's position (its cursors).
+
+        ``mirrored``: another process's sync made it (``shared.py``).  Its cursors are
+        then taken as they are, not merged with this one's: they are where that sync
+        stands, which is where this one continues should it take over.  And a poll that
+        started before a write here asked for one does not clear ``appointments_dirty``.
+        """
+        replica = self.replica
+        match change:
+            case Polled(feed, kind, rows, whole, started, since):
+                if kind == APPOINTMENTS:
+                    for row in rows:
+                        replica.apply_appointment(row)
+                    if whole:
+                        if not mirrored or started >= self._poll_asked:
+                            replica.appointments_dirty = False
+                        replica.mark_synced(APPOINTMENTS, started)
+                else:
+                    only_held = kind in LINKED_KINDS
+                    for row in rows:
+                        replica.apply_record(kind, row, only_held=only_held)
+                    if whole:
+                        self._synced(feed, kind, started)
+                self._since[feed] = since if mirrored else max(self._since[feed], since)
+            case FeedLoaded(feed, kind, rows, started):
+                for row in rows:
+                    replica.apply_record(kind, row)
+                self._synced(feed, kind, started)
+                self._loaded_feeds.add(feed)
+            case Linked(kind, rows):
+                for row in rows:
+                    replica.apply_record(kind, row)
+            case Coverage(low, high):
+                replica.extend_coverage(low, high)
+            case Span(low, high, rows, extend):
+                if extend:
+                    replica.extend_coverage(low, high)
+                replica.replace_span(low, high, rows)
+            case Trim(low):
+                replica.trim_coverage(low)
+            case PatientRead(patient_id, rows):
+                replica.complete_patient(patient_id, rows)
+            case WindowLoaded():
+                self.loaded.set()
+            case Bye():
+                pass
+
+    def position(self) -> SyncPosition:
+        """Where this sync stands: what a process taking it over continues from."""
+        return SyncPosition(
+            since=dict(self._since),
+            feeds=dict(self._feed_synced),
+            loaded_feeds=tuple(sorted(self._loaded_feeds)),
+            loaded=self.loaded.is_set(),
+        )
+
+    def adopt(self, position: SyncPosition) -> None:
+        """Stand where another process's sync stood (with its replica's rows, restored)."""
+        self._since.update((k, v) for k, v in position.since.items() if k in self._since)
+        self._feed_synced.update(
+            (k, v) for k, v in position.feeds.items() if k in self._feed_synced
+        )
+        self._loaded_feeds = {f for f in position.loaded_feeds if f in self._feed}
+        if position.loaded:
+            self.loaded.set()
+        else:
+            self.loaded.clear()
+        self._linked_version = -1
 
     # --- the loop -----------------------------------------------------------------
 
@@ -326,7 +477,6 @@ class Syncer:
 
     async def _load_step(self, feed: _Feed) -> bool:
         await self._load_feed(feed)
-        self._loaded_feeds.add(feed.name)
         self._due[feed.name] = self._clock() + self.config.reference_interval
         return True
 
@@ -357,7 +507,7 @@ class Syncer:
         synced = self.replica.sync_instant(APPOINTMENTS) or started
         stale_soon = started - synced > self.config.max_staleness / 2
         session = self._urgent if stale_soon else self._session
-        rows, whole = await self._changed(
+        rows, whole, since = await self._changed(
             "appointments",
             APPOINTMENTS,
             session.appointments.list,
@@ -365,12 +515,7 @@ class Syncer:
             hidden=("cancelled_at", "archived_at", "deleted_at"),
             started=started,
         )
-        replica = self.replica
-        for row in rows:
-            replica.apply_appointment(row)
-        if whole:
-            replica.appointments_dirty = False
-            replica.mark_synced(APPOINTMENTS, started)
+        self._change(Polled(APPOINTMENTS, APPOINTMENTS, tuple(rows), whole, started, since))
 
     def _window(self) -> tuple[datetime, datetime, datetime]:
         """Now, and the window's two ends (whole hours, so bounds are whole seconds)."""
@@ -390,15 +535,16 @@ class Syncer:
         now, far_back, far_ahead = self._window()
         if replica.coverage is None:
             # The first step starts half a day back: every time zone's "today" early.
-            replica.extend_coverage(now - _HALF_DAY, now - _HALF_DAY)
+            self._change(Coverage(now - _HALF_DAY, now - _HALF_DAY))
         assert replica.coverage is not None
         lo, hi = replica.coverage
         if lo < far_back - _HOUR:
-            replica.trim_coverage(far_back)
+            self._change(Trim(far_back))
             lo = far_back
         ahead_due, back_due = hi < far_ahead, lo > far_back
         if not ahead_due and not back_due:
-            self.loaded.set()
+            if not self.loaded.is_set():
+                self._change(WindowLoaded())
             return False
         forward = ahead_due and (not back_due or hi - now <= now - lo)
         low, high = (hi, far_ahead) if forward else (far_back, lo)
@@ -422,10 +568,9 @@ class Syncer:
                 # 100 rows start in the same second: load that second alone, whole.
                 low, high = edge, edge + timedelta(seconds=1)
                 rows = await self._span_rows(low, high, "load")
-        # Covered and filled in one step (nothing awaits in between), so no read sees
-        # the span covered but empty.
-        replica.extend_coverage(low, high)
-        replica.replace_span(low, high, rows)
+        # Covered and filled in one step (one change), so no read sees the span covered
+        # but empty.
+        self._change(Span(low, high, tuple(rows), extend=True))
         return True
 
     def _span_filters(self, low: datetime, high: datetime) -> list[Filter]:
@@ -448,7 +593,7 @@ class Syncer:
         rows = await self._all_pages(
             "patient", self._bulk.appointments.list, whole_patient(patient_id), BY_START
         )
-        self.replica.complete_patient(patient_id, rows)
+        self._change(PatientRead(patient_id, tuple(rows)))
 
     async def _check_deletions(self) -> None:
         coverage = self.replica.coverage
@@ -464,7 +609,7 @@ class Syncer:
         if len(held) <= _PER_PAGE or high - low <= _HOUR or depth >= 12:
             rows = await self._span_rows(low, high, "deletions")
             before = len(self.replica.appointments)
-            self.replica.replace_span(low, high, rows)
+            self._change(Span(low, high, tuple(rows), extend=False))
             self.stats.deletions_found += max(0, before - len(self.replica.appointments))
             return
         middle = low + (high - low) / 2
@@ -513,26 +658,21 @@ class Syncer:
         started = self._clock()
         filters = [feed.spec.where(column, "*") for column in feed.hidden]
         rows = await self._all_pages("reference", feed.lister, filters, ["id:asc"])
-        for row in rows:
-            self.replica.apply_record(feed.kind, row)
-        self._synced(feed, started)
+        self._change(FeedLoaded(feed.name, feed.kind, tuple(rows), started))
 
     async def _poll_feed(self, feed: _Feed) -> None:
         started = self._clock()
-        rows, whole = await self._changed(
+        rows, whole, since = await self._changed(
             "reference", feed.name, feed.lister, feed.spec, hidden=feed.hidden, started=started
         )
-        for row in rows:
-            self.replica.apply_record(feed.kind, row, only_held=feed.kind in LINKED_KINDS)
-        if whole:
-            self._synced(feed, started)
+        self._change(Polled(feed.name, feed.kind, tuple(rows), whole, started, since))
 
-    def _synced(self, feed: _Feed, instant: float) -> None:
+    def _synced(self, feed: str, kind: str, instant: float) -> None:
         """A feed is current as of ``instant``; its kind as of its oldest feed."""
-        self._feed_synced[feed.name] = instant
+        self._feed_synced[feed] = instant
         self.replica.mark_synced(
-            feed.kind,
-            min(self._feed_synced[f.name] for f in self._feed.values() if f.kind == feed.kind),
+            kind,
+            min(self._feed_synced[f.name] for f in self._feed.values() if f.kind == kind),
         )
 
     async def _fetch_linked(self, *, loading: bool) -> bool:
@@ -575,8 +715,7 @@ class Syncer:
         }
         found = await fetchers[kind](chunk)
         self.stats.count("linked")
-        for row in found.values():
-            replica.apply_record(kind, row)
+        self._change(Linked(kind, tuple(found.values())))
         # Ids the upstream does not have (or hides) are not asked again and again.
         self._unknown.setdefault(kind, set()).update(i for i in chunk if i not in found)
         return True
@@ -592,10 +731,11 @@ class Syncer:
         *,
         hidden: Sequence[str],
         started: float,
-    ) -> tuple[list[R], bool]:
-        """Rows of ``kind`` changed since its last poll, oldest first, and whether all.
+    ) -> tuple[list[R], bool, float]:
+        """Rows changed since the feed's last poll (oldest first), whether all, next cursor.
 
-        "All" unless cut at :data:`MAX_POLL_PAGES`.
+        "All" unless cut at :data:`MAX_POLL_PAGES`.  The next cursor (where the next poll
+        starts) is applied with the rows, by :meth:`apply`.
 
         The next poll starts :data:`CLOCK_SKEW_SECONDS` before this one did, so it asks
         for an overlap of a few seconds (one page, the rows equal to those held); when
@@ -612,8 +752,7 @@ class Syncer:
         else:
             newest: datetime = getattr(rows[-1], "updated_at", None) or since
             next_since = newest.timestamp() - 1.0
-        self._since[feed] = max(self._since[feed], next_since)
-        return rows, whole
+        return rows, whole, max(self._since[feed], next_since)
 
     async def _all_pages(
         self,

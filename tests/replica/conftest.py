@@ -39,6 +39,7 @@ from appointments_gateway.gateway import create_app
 from appointments_gateway.replica import APPOINTMENTS, LINKS, Replica, Replicas, Syncer
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
+from appointments_gateway.state import InMemoryState, SharedState
 from tests.conftest import Serve
 
 SANDBOX_URL = "http://sandbox.test/v1"
@@ -454,3 +455,12 @@ async def gw(serve: Serve) -> AsyncIterator[Replicated]:
     """The gateway with account A's replica loaded (service mode)."""
     async with open_replicated(serve) as gateway:
         yield gateway
+
+
+@pytest.fixture
+async def shared_state() -> SharedState:
+    """The state several gateway processes share (``test_shared_sync.py``).
+
+    In memory here; parametrize this fixture to run those tests over Redis too.
+    """
+    return InMemoryState()
