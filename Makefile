@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint typecheck pytest e2e sandbox schema format clean bench
+.PHONY: help run test check lint typecheck pytest e2e sandbox schema format clean bench bench-scaleout
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ sandbox: $(STAMP) ## run the sandbox Cliniko API alone (demo keys printed)
 
 bench: $(STAMP) ## install, then run the benchmark suite (about 20 min; ARGS='--profile' adds a cProfile)
 	$(BIN)/python -m bench.run $(ARGS)
+
+bench-scaleout: $(STAMP) ## install, then show scale-out on Redis: 2 instances x 2 workers (about 8 min; needs redis-server)
+	$(BIN)/python -m bench.scaleout $(ARGS)
 
 schema: $(STAMP) ## regenerate schema.graphql from the code
 	$(BIN)/appointments-gateway schema > schema.graphql
