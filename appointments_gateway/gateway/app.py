@@ -12,6 +12,8 @@ instead runs the sandbox on a port and hands the app its URL.
 from __future__ import annotations
 
 import gc
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -178,7 +180,7 @@ def create_app(
                 4 * settings.upstream_timeout + settings.upstream_max_wait,
             )
             idempotency = Idempotency(state, in_flight_seconds=in_flight)
-            replicas = _replicas(settings, upstream)
+            replicas = _replicas(settings, upstream, shared)
             # Also on app.state, for tests and operators' tooling in process.
             app.state.replicas = replicas
             if replicas is not None:
@@ -234,8 +236,14 @@ def _shared_state(settings: Settings) -> SharedState:
     )
 
 
-def _replicas(settings: Settings, upstream: UpstreamClient) -> Replicas | None:
-    """The process's replicas (DESIGN.md §8), or ``None`` with ``GATEWAY_SYNC=off``."""
+def _replicas(
+    settings: Settings, upstream: UpstreamClient, shared: SharedState | None
+) -> Replicas | None:
+    """The process's replicas (DESIGN.md §8), or ``None`` with ``GATEWAY_SYNC=off``.
+
+    With a shared state (Redis) one process per credential syncs and the others follow
+    its change feed (``replica/shared.py``).
+    """
     if not settings.sync:
         return None
     config = SyncConfig(
@@ -252,4 +260,6 @@ def _replicas(settings: Settings, upstream: UpstreamClient) -> Replicas | None:
         max_keys=settings.sync_max_keys,
         idle=settings.sync_idle,
         start_after=settings.sync_start_after,
+        shared=shared,
+        instance=f"{socket.gethostname()}:{os.getpid()}",
     )
