@@ -30,8 +30,10 @@ Routes, each under ``/_sandbox/webapp/{account}``:
   ``total_entries`` reveals it, the deletion an ``updated_at`` poll cannot see.
 * ``PATCH /patients/{id}`` (``first_name``, ``last_name``, ``preferred_first_name``,
   ``email``), ``/practitioners/{id}`` (``first_name``, ``last_name``, ``display_name``),
-  ``/businesses/{id}`` (``business_name``) and ``/appointment_types/{id}`` (``name``), for
-  archived and inactive rows too. ``label`` follows the name, as the demo data builds it.
+  ``/businesses/{id}`` (``business_name``, ``time_zone``, ``time_zone_identifier``: any
+  non-blank text, not checked against the IANA list) and ``/appointment_types/{id}``
+  (``name``), for archived and inactive rows too. ``label`` follows the name, as the demo
+  data builds it.
 
 Every change answers the changed row as the API's GET serialises it (deletes answer 204) and
 stamps ``updated_at`` with the current whole second on each row it changes, and only on those:
@@ -248,7 +250,13 @@ EDITABLE: dict[str, Editable] = {
     "practitioners": Editable(
         {"first_name": False, "last_name": False, "display_name": False}, _label_from_name
     ),
-    "businesses": Editable({"business_name": False}, _label_from_business_name),
+    # The time zone, as staff change it in Cliniko's settings.  Neither field is checked
+    # against a list: a test can so serve a zone a gateway's tz database lacks, as Cliniko
+    # would once it knows a zone newer than the gateway's tzdata.
+    "businesses": Editable(
+        {"business_name": False, "time_zone": False, "time_zone_identifier": False},
+        _label_from_business_name,
+    ),
     "appointment_types": Editable({"name": False}, _nothing_derived),
 }
 """The related resources this door edits, by API resource name."""
