@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -29,6 +29,9 @@ from appointments_gateway.upstream import (
     is_cliniko_host,
     is_safe_user_agent,
 )
+
+if TYPE_CHECKING:
+    from appointments_gateway.gateway.trusted import TrustedDocuments
 
 __all__ = [
     "MIN_TOKEN_CHARS",
@@ -184,6 +187,13 @@ _HOST_NAME = re.compile(
     r"(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*",
     re.ASCII,
 )
+
+
+def _parse_trusted_documents(raw: str) -> TrustedDocuments:
+    """The manifest at path ``raw``, read and checked now (``gateway/trusted.py``)."""
+    from appointments_gateway.gateway.trusted import TrustedDocuments
+
+    return TrustedDocuments.load(raw)
 
 
 def _parse_hosts(raw: str) -> tuple[str, ...]:
@@ -472,6 +482,35 @@ SETTINGS: tuple[Setting, ...] = (
         render=",".join,
     ),
     Setting(
+        "apq",
+        "GATEWAY_APQ",
+        "automatic persisted queries (Apollo's protocol): a client sends a document's "
+        "SHA-256 instead of its text once the gateway has seen it (true/false)",
+        _parse_bool,
+    ),
+    Setting(
+        "apq_ttl",
+        "GATEWAY_APQ_TTL",
+        "seconds an automatically persisted document is kept after its last use",
+        _parse_positive_float,
+    ),
+    Setting(
+        "trusted_documents",
+        "GATEWAY_TRUSTED_DOCUMENTS",
+        "path of a JSON manifest of trusted documents, id -> document (graphql-codegen's "
+        "persisted-documents.json, Relay's persisted queries, or Apollo's persisted query "
+        "manifest), checked at start-up; clients send an id instead of the document",
+        _parse_trusted_documents,
+        render=lambda documents: documents.path,
+    ),
+    Setting(
+        "trusted_only",
+        "GATEWAY_TRUSTED_ONLY",
+        "run only the documents of GATEWAY_TRUSTED_DOCUMENTS; any other is refused with "
+        "PERSISTED_QUERY_NOT_TRUSTED before it is parsed (true/false)",
+        _parse_bool,
+    ),
+    Setting(
         "sandbox_port",
         "GATEWAY_SANDBOX_PORT",
         "port of the embedded sandbox when --upstream is 'sandbox' (0: any free)",
@@ -666,6 +705,11 @@ class Settings:
     introspection: bool = True
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     cors_origins: tuple[str, ...] = ()
+    apq: bool = True
+    apq_ttl: float = 86400.0
+    #: The checked manifest (``gateway/trusted.py``); ``None``: no trusted documents.
+    trusted_documents: TrustedDocuments | None = None
+    trusted_only: bool = False
     sandbox_port: int = 8911
     tracing: bool = False
     log_level: str = "info"
@@ -707,6 +751,12 @@ class Settings:
                 "GATEWAY_ALLOWED_HOSTS to the names clients reach the gateway by (such as "
                 "gateway.example.com), so that requests naming any other host in their "
                 "Host header are refused (DNS rebinding)"
+            )
+        if self.trusted_only and self.trusted_documents is None:
+            raise ConfigError(
+                "GATEWAY_TRUSTED_ONLY=true needs GATEWAY_TRUSTED_DOCUMENTS, the manifest of "
+                "the documents to run (such as graphql-codegen's persisted-documents.json); "
+                "without it every operation would be refused"
             )
         if self.workers > 1 and not self.redis_url:
             # In-memory state (state.py) is per process: two workers behind one port

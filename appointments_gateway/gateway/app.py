@@ -35,6 +35,7 @@ from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
 from appointments_gateway.gateway.middleware.errors import http_exception
 from appointments_gateway.gateway.ops_access import OpsAccess
+from appointments_gateway.gateway.persisted import PersistedDocuments
 from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
@@ -111,6 +112,9 @@ def create_app(
         assert api_key is not None  # Settings refuses service mode without a key
         service_credential = Credential.from_api_key(api_key, base_url=base_url)
 
+    # One shared-state store (DESIGN.md §7): rate buckets and idempotency keys alike; in
+    # memory for one process, or Redis for every worker and instance of a deployment.
+    state = _shared_state(settings)
     tracing = Tracing(tracer_provider) if settings.tracing else None
     graphql_app = GatewayGraphQL(
         schema
@@ -129,11 +133,9 @@ def create_app(
         tokens=GatewayTokens(settings.gateway_tokens) if settings.gateway_tokens else None,
         operation_timeout=settings.operation_timeout,
         tracing=tracing,
+        persisted=PersistedDocuments.from_settings(settings, state),
     )
 
-    # One shared-state store (DESIGN.md §7): rate buckets and idempotency keys alike; in
-    # memory for one process, or Redis for every worker and instance of a deployment.
-    state = _shared_state(settings)
     shared = state if isinstance(state, FallbackState) else None
     if governor is None:
         governor = Governor(

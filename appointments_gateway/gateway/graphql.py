@@ -23,7 +23,8 @@ from appointments_gateway.gateway.auth import (
     credential_from_request,
 )
 from appointments_gateway.gateway.graphiql import graphiql_page, page_response
-from appointments_gateway.gateway.over_http import GraphQLOverHTTP
+from appointments_gateway.gateway.over_http import GraphQLOverHTTP, is_page_request
+from appointments_gateway.gateway.persisted import PersistedDocuments
 from appointments_gateway.observability.tracing import Tracing
 from appointments_gateway.replica import Replicas
 from appointments_gateway.resolvers.context import Context
@@ -53,6 +54,8 @@ class GatewayGraphQL(GraphQLOverHTTP):
             anyone who reaches the port in (Settings allows that on loopback only).
         operation_timeout: seconds one operation may take, upstream calls included;
             ``None``: no deadline beyond each upstream call's own timeout.
+        persisted: resolves APQ hashes and trusted document ids (``gateway/persisted.py``);
+            ``None``: requests must send their text.
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class GatewayGraphQL(GraphQLOverHTTP):
         tokens: GatewayTokens | None = None,
         operation_timeout: float | None = None,
         tracing: Tracing | None = None,
+        persisted: PersistedDocuments | None = None,
     ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
+        self.persisted = persisted
         self._service_credential = service_credential
         self._forward_base_url = forward_base_url
         self._ide_html: str | None = None
@@ -93,14 +98,10 @@ class GatewayGraphQL(GraphQLOverHTTP):
                 # The GraphiQL page itself needs no key (the developer adds one in its
                 # headers pane); every operation does, and is refused here, before
                 # anything is parsed or sent upstream.
-                wants_ide = (
-                    request.method == "GET"
-                    and "query" not in request.query_params
-                    and "text/html" in request.headers.get("accept", "")
-                )
                 response = (
                     await self.render_graphql_ide(request)
-                    if wants_ide and self.graphql_ide
+                    if self.graphql_ide
+                    and is_page_request(request.method, request.query_params, request.headers)
                     else _unauthenticated(str(exc), bearer=self._tokens is not None)
                 )
                 await response(scope, receive, send)

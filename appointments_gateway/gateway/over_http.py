@@ -27,10 +27,21 @@ What Strawberry 0.341 does by itself, and what this adds:
   ``NaN``, raised ``UnicodeDecodeError`` on other non-UTF-8 bytes and ``RecursionError``
   on deep nesting (both 500s).
 * A GET mutation gets 405 with ``Allow: POST``, as the spec requires, not 400.
+* A request may name a persisted document instead of sending it (APQ's
+  ``extensions.persistedQuery``, ``documentId``): ``gateway/persisted.py`` turns it into
+  the text before Strawberry parses anything, and its refusals (``PERSISTED_QUERY_*``)
+  are GraphQL errors with their own codes and statuses.
+* GraphiQL's page goes only to a ``GET`` that names no operation (no ``query``,
+  ``extensions`` or ``documentId``) from a client that asks for ``text/html`` by name.
+  Strawberry serves it to ``Accept: */*`` too, so a script or client library without an
+  ``Accept`` preference (Apollo's hashed ``GET``, curl) got a 200 page of HTML where it
+  expected a JSON error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, overload
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -39,12 +50,18 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET
 
 from appointments_gateway.gateway.middleware.errors import error_body
+from appointments_gateway.gateway.persisted import (
+    GatewayRequestData,
+    PersistedDocuments,
+    PersistedQueryRefusal,
+)
 from appointments_gateway.gateway.request_json import (
     MAX_JSON_DEPTH,
     JsonTooDeep,
@@ -53,7 +70,13 @@ from appointments_gateway.gateway.request_json import (
 from appointments_gateway.resolvers.context import Context
 from appointments_gateway.schema.errors import code_for
 
-__all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLOverHTTP", "prefers_graphql_response_json"]
+__all__ = [
+    "GRAPHQL_RESPONSE_JSON",
+    "GraphQLOverHTTP",
+    "asks_for_html",
+    "is_page_request",
+    "prefers_graphql_response_json",
+]
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 _JSON = "application/json"
@@ -85,6 +108,34 @@ def prefers_graphql_response_json(accept: str) -> bool:
     return modern > 0 and modern >= legacy
 
 
+def asks_for_html(accept: str) -> bool:
+    """Whether an ``Accept`` header names ``text/html`` (with a quality above 0).
+
+    ``*/*`` alone does not count: every client library sends it, browsers name the type.
+    """
+    for media_range in accept.split(","):
+        media_type, params = parse_content_type(media_range)
+        if media_type == "text/html":
+            try:
+                return float(params.get("q", "1")) > 0
+            except ValueError:
+                return False
+    return False
+
+
+#: Query parameters of a GET that names an operation: no page for it, whatever it accepts.
+_OPERATION_PARAMS = ("query", "extensions", "documentId")
+
+
+def is_page_request(method: str, params: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+    """A ``GET`` that names no operation, from a client that asks for HTML: GraphiQL's page."""
+    return (
+        method == "GET"
+        and all(params.get(name) is None for name in _OPERATION_PARAMS)
+        and asks_for_html(headers.get("accept", ""))
+    )
+
+
 #: Codes only execution produces: an error carrying one ended an operation that had begun
 #: (the whole-operation deadline answers UPSTREAM_TIMEOUT without a path).
 _EXECUTION_CODES = frozenset(
@@ -109,7 +160,16 @@ def _is_request_error(result: ExecutionResult) -> bool:
 
 
 class GraphQLOverHTTP(GraphQL[Context, None]):
-    """Strawberry's view with the GraphQL-over-HTTP behaviour described in the module."""
+    """Strawberry's view with the GraphQL-over-HTTP behaviour described in the module.
+
+    ``persisted`` resolves persisted documents (``gateway/persisted.py``); ``None``
+    leaves requests as they come (a request that names no text then has no query).
+    """
+
+    persisted: PersistedDocuments | None = None
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        return is_page_request(request.method, request.query_params, request.headers)
 
     @overload
     async def run(
@@ -144,7 +204,9 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        if request.method == "POST":
+        if request.method == "GET":
+            data = self.parse_query_params(request.query_params)
+        elif request.method == "POST":
             content_type, _ = parse_content_type(request.content_type or "")
             if content_type != _JSON:
                 raise HTTPException(
@@ -153,22 +215,26 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
                     "application/json'.",
                 )
             try:
-                data = decode_request_json(await request.get_body())
+                decoded = decode_request_json(await request.get_body())
             except JsonTooDeep:
                 raise HTTPException(400, _TOO_DEEP) from None
             except ValueError:
                 raise HTTPException(400, _NOT_JSON.format("The request body")) from None
-            if isinstance(data, list):
+            if isinstance(decoded, list):
                 raise HTTPException(
                     400,
                     "Batching (a JSON array of operations) is not supported: send each "
                     "operation in its own request.",
                 )
-            if not isinstance(data, dict):
+            if not isinstance(decoded, dict):
                 raise HTTPException(
                     400, 'The request body must be a JSON object such as {"query": "..."}.'
                 )
-        return await super().parse_http_body(request)
+            data = decoded
+        else:  # pragma: no cover - the route takes GET and POST only
+            return await super().parse_http_body(request)
+        transport = self._get_stream_transport_from_headers(request.headers)
+        return _request_data(data, "http" if transport is None else transport.protocol)
 
     def parse_json(self, data: str | bytes) -> Any:
         """GET's ``variables`` and ``extensions`` (and the body, again, once checked above)."""
@@ -180,6 +246,35 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
             raise HTTPException(
                 400, _NOT_JSON.format("The `variables` or `extensions` parameter")
             ) from None
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Any,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """Run the persisted document a request names; store a new one once it has run."""
+        persisted = self.persisted
+        if persisted is None or not isinstance(request_data, GraphQLRequestData):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        resolved = await persisted.resolve(request_data)
+        if resolved.query != request_data.query:
+            request_data = replace(request_data, query=resolved.query)
+        result = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if (
+            resolved.register is not None
+            and isinstance(result, ExecutionResult)
+            and not _is_request_error(result)
+        ):
+            await persisted.register(*resolved.register)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -198,6 +293,28 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         return response
 
 
+def _request_data(data: dict[str, Any], protocol: Any) -> GatewayRequestData:
+    """The request's parameters, each of the type the spec gives it (Strawberry's checks)."""
+    for name, kind, what in (
+        ("query", str, "a string"),
+        ("variables", dict, "an object"),
+        ("extensions", dict, "an object"),
+        ("documentId", str, "a string"),
+    ):
+        if not isinstance(data.get(name), (kind, type(None))):
+            raise HTTPException(
+                400, f"The GraphQL operation's `{name}` must be {what} or null, if provided."
+            )
+    return GatewayRequestData(
+        query=data.get("query"),
+        variables=data.get("variables"),
+        operation_name=data.get("operationName"),
+        extensions=data.get("extensions"),
+        protocol=protocol,
+        document_id=data.get("documentId"),
+    )
+
+
 def _refusal(request: Request, exc: HTTPException, media_type: str) -> Response:
     status = exc.status_code
     headers: dict[str, Any] = {}
@@ -205,6 +322,10 @@ def _refusal(request: Request, exc: HTTPException, media_type: str) -> Response:
         status = 405
         headers["allow"] = "POST"
     code = "NOT_FOUND" if status == 404 else "BAD_USER_INPUT"
+    if isinstance(exc, PersistedQueryRefusal):
+        code = exc.code
+        if media_type == _JSON:
+            status = exc.legacy_status
     return Response(
         error_body(exc.reason, code), status_code=status, headers=headers, media_type=media_type
     )
