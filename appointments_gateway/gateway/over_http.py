@@ -113,7 +113,7 @@ def asks_for_html(accept: str) -> bool:
 
     ``*/*`` alone does not count: every client library sends it, browsers name the type.
     """
-    for media_range in accept.split(","):
+    for media_range in accept.lower().split(","):
         media_type, params = parse_content_type(media_range)
         if media_type == "text/html":
             try:

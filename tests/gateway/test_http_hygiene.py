@@ -326,7 +326,9 @@ async def test_without_configured_origins_there_are_no_cors_headers(sandbox, ser
     assert response.status_code == 200
     assert not [h for h in response.headers if h.startswith("access-control-")]
     assert not [h for h in preflight.headers if h.startswith("access-control-")]
-    assert preflight.status_code == 405
+    # issue 13: a JSON refusal naming the setting, not the router's 405
+    assert preflight.status_code == 403
+    assert "GATEWAY_CORS_ORIGINS" in preflight.json()["errors"][0]["message"]
 
 
 async def test_configured_origins_may_call_the_gateway_and_others_may_not(sandbox, serve):
@@ -354,7 +356,9 @@ async def test_configured_origins_may_call_the_gateway_and_others_may_not(sandbo
     assert "access-control-allow-credentials" not in preflight.headers
     assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
     assert allowed.headers["access-control-expose-headers"].lower() == "x-request-id"
-    assert refused_preflight.status_code == 400
+    # issue 13: a JSON 403 naming the setting, not Starlette's plain-text 400
+    assert refused_preflight.status_code == 403
+    assert refused_preflight.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert "access-control-allow-origin" not in refused_preflight.headers
     assert "access-control-allow-origin" not in other.headers
     # a refusal carries the header too, so the page can read why
