@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import strawberry
@@ -16,7 +16,7 @@ from appointments_gateway.schema.extensions import UpstreamUsage
 from appointments_gateway.schema.mutations import Mutation
 from appointments_gateway.schema.observe import OperationObserver
 from appointments_gateway.schema.query import Query
-from appointments_gateway.schema.scalars import DateTime
+from appointments_gateway.schema.scalars import Date, DateTime
 from appointments_gateway.schema.types import NODE_CLASSES
 
 __all__ = [
@@ -109,7 +109,7 @@ def build_schema(
         mutation=Mutation,
         # Every Relay node type, so node(id:) can return each (resolvers/relations.py).
         types=list(NODE_CLASSES.values()),
-        config=StrawberryConfig(scalar_map={datetime: DateTime}),
+        config=StrawberryConfig(scalar_map={datetime: DateTime, date: Date}),
         extensions=[
             # First, so that it sees the errors after GatewayErrors has coded them.
             OperationObserver,
