@@ -13,6 +13,8 @@ The page itself comes from ``lists.py`` (cursors and page requests: ``pagination
 Its rows are remembered by the appointments loader, so a later lookup of one of them by
 id costs nothing, and their selected relations are prefetched in one batch each
 (``prefetch.py``).  Cursor drift is noted on the context for ``extensions.pagination``.
+A filter's ``localDate`` becomes ``startsAt`` bounds here, before the page is planned
+(``local_time.py``), so cursors are scoped by the bounds the page really used.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from appointments_gateway.resolvers.context import Context
 from appointments_gateway.resolvers.criteria import AppointmentCriteria, OrderKey
 from appointments_gateway.resolvers.lists import appointments_page
 from appointments_gateway.resolvers.loaders import Loaders
+from appointments_gateway.resolvers.local_time import local_day
 from appointments_gateway.resolvers.pagination import ConnectionArgs, Slice, scope_key
 from appointments_gateway.resolvers.prefetch import Prefetched, Wanted, prefetch
 from appointments_gateway.upstream import AppointmentRecord
@@ -58,6 +61,7 @@ async def appointments(
     context: Context, criteria: AppointmentCriteria, wants: ConnectionWants, args: ConnectionArgs
 ) -> Page:
     """The root ``appointments`` field: one page of the appointments matching ``criteria``."""
+    criteria = await local_day(context.loaders, criteria)
     return await _page(context, criteria, wants, args, ("appointments",))
 
 
@@ -81,8 +85,10 @@ async def of_parent(
     """The appointments of one patient, practitioner or business (``column``: its id's).
 
     Goes through the children loader, so the same field under many parents is served
-    by one combined list call where it can be (``children.py``).
+    by one combined list call where it can be (``children.py``).  A local day is resolved
+    first: every parent asks the loader for the same business, so that costs one lookup.
     """
+    criteria = await local_day(context.loaders, criteria)
     window = await context.loaders.children.load(
         ChildrenKey(
             column, parent_id, criteria, args, need_items=wants.rows, need_total=wants.total

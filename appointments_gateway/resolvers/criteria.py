@@ -8,6 +8,9 @@ user's mistake, not an empty result) and maps it onto ``q[]`` and ``sort``:
 GraphQL                                REST
 =====================================  =============================================
 ``startsAt: {gte: T, lt: U}``          ``q[]=starts_at:>=T`` ``q[]=starts_at:<U``
+``localDate: D, businessId: B``        ``q[]=starts_at:>=S`` ``q[]=starts_at:<E``
+                                       ``q[]=business_id:=B`` (``S``, ``E``: D's bounds
+                                       at B's clock, ``local_time.py``)
 ``patientIds: [a, b]``                 ``q[]=patient_id:=a,b``
 ``didNotArrive: true``                 ``q[]=did_not_arrive:=true``
 ``cancelled: INCLUDE`` / ``ONLY``      ``q[]=cancelled_at:*`` / ``q[]=cancelled_at:?``
@@ -15,6 +18,13 @@ GraphQL                                REST
 ``orderBy: [{field: STARTS_AT,         ``sort=starts_at:desc,id:desc``
 direction: DESC}]``
 =====================================  =============================================
+
+A local day needs the business's zone, so the schema's criteria carry it as a
+:class:`LocalDay` and ``local_time.local_day`` turns it into the ``startsAt`` range (with
+any ``startsAt`` the caller gave: the intersection, :meth:`AppointmentCriteria.on_local_day`)
+before anything reads ``filters()`` or the replica.  ``businessId`` also narrows
+``businessIds`` (both given: the appointments at that business if the list names it, else
+none).
 
 Every order ends with ``id`` so that rows with equal keys keep one order across page
 requests, and a reversed walk (``last`` without ``before``) is the exact mirror.
@@ -24,13 +34,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from appointments_gateway.resolvers.errors import BadUserInput
 from appointments_gateway.upstream.filters import APPOINTMENT_LIST, Filter
 
-__all__ = ["AppointmentCriteria", "Inclusion", "OrderField", "OrderKey", "TimeRange"]
+__all__ = [
+    "AppointmentCriteria",
+    "Inclusion",
+    "LocalDay",
+    "OrderField",
+    "OrderKey",
+    "TimeRange",
+]
 
 Inclusion = Literal["INCLUDE", "EXCLUDE", "ONLY"]
 OrderField = Literal["starts_at", "ends_at", "created_at", "updated_at"]
@@ -71,6 +88,14 @@ class TimeRange:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalDay:
+    """A calendar day at a business's clock (``localDate`` with ``businessId``)."""
+
+    date: date
+    business_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderKey:
     field: OrderField
     descending: bool = False
@@ -81,7 +106,8 @@ class AppointmentCriteria:
     """A validated appointments query, minus the page window.
 
     Id lists are ``None`` when not given; an empty tuple means "matches nothing", which
-    the caller answers without an upstream call.
+    the caller answers without an upstream call.  ``local_day`` is still to be turned
+    into ``starts_at`` bounds (``local_time.local_day``); ``filters()`` refuses until it is.
     """
 
     starts_at: TimeRange | None = None
@@ -98,6 +124,7 @@ class AppointmentCriteria:
     cancelled: Inclusion = "EXCLUDE"
     archived: Inclusion = "EXCLUDE"
     order: tuple[OrderKey, ...] = field(default=(OrderKey("starts_at"),))
+    local_day: LocalDay | None = None
 
     def __post_init__(self) -> None:
         for name in ("starts_at", "ends_at", "created_at", "updated_at"):
@@ -133,8 +160,41 @@ class AppointmentCriteria:
             )
         )
 
+    def on_local_day(self, start: datetime, end: datetime) -> AppointmentCriteria:
+        """The same query with ``startsAt`` narrowed to ``[start, end)``, the local day.
+
+        A ``startsAt`` range the caller gave is intersected with the day (the stricter
+        bound on each side); an intersection that is empty is the caller's mistake, as an
+        inverted range is, and refused.
+        """
+        own = self.starts_at or TimeRange()
+        gt = gte = lt = lte = None
+        if own.gt is not None and own.gt >= start:
+            gt = own.gt
+        elif own.gte is not None and own.gte > start:
+            gte = own.gte
+        else:
+            gte = start
+        if own.lt is not None and own.lt <= end:
+            lt = own.lt
+        elif own.lte is not None and own.lte < end:
+            lte = own.lte
+        else:
+            lt = end
+        low, high = gt if gt is not None else gte, lt if lt is not None else lte
+        assert low is not None
+        assert high is not None
+        if low > high or (low == high and (gt is not None or lt is not None)):
+            raise BadUserInput(
+                "filter.startsAt does not overlap filter.localDate: the local day is "
+                f"[{_utc(start)}, {_utc(end)})."
+            )
+        return replace(self, starts_at=TimeRange(gt=gt, gte=gte, lt=lt, lte=lte), local_day=None)
+
     def filters(self) -> list[Filter]:
         """The ``q[]`` filters, in a stable order."""
+        if self.local_day is not None:
+            raise AssertionError("a local day is turned into startsAt bounds first")
         out: list[Filter] = []
         for column in ("starts_at", "ends_at", "created_at", "updated_at"):
             bounds: TimeRange | None = getattr(self, column)
@@ -188,6 +248,10 @@ def _inclusion(column: str, inclusion: Inclusion) -> list[Filter]:
     if inclusion == "ONLY":
         return [APPOINTMENT_LIST.where(column, "?")]
     return []
+
+
+def _utc(instant: datetime) -> str:
+    return instant.replace(tzinfo=None).isoformat() + "Z"
 
 
 def _camel(name: str) -> str:

@@ -7,7 +7,9 @@ GatewayError                  (Exception)  message is safe to show; ``code`` per
  ├── Forbidden                FORBIDDEN: the key's user may not see this
  ├── RateLimited              RATE_LIMITED: with ``retryAfterSeconds``
  ├── TimedOut                 UPSTREAM_TIMEOUT: Cliniko did not answer in time
- └── Unavailable              UPSTREAM_UNAVAILABLE: 5xx, refused connection, unusable body
+ ├── Unavailable              UPSTREAM_UNAVAILABLE: 5xx, refused connection, unusable body
+ └── UnknownTimeZone          UNKNOWN_TIME_ZONE: a business's zone the gateway cannot use
+                              (none, or not in its tz database), with ``timeZone``
 
 Each is named for what the client is told, without the ``Upstream`` prefix that marks the
 upstream client's own tree (``UpstreamNotFound`` becomes ``NotFound``, ``UpstreamTimeout``
@@ -45,6 +47,7 @@ __all__ = [
     "TimedOut",
     "Unauthenticated",
     "Unavailable",
+    "UnknownTimeZone",
     "translate_upstream",
 ]
 
@@ -100,6 +103,16 @@ class Unavailable(GatewayError):
     """Cliniko failed (5xx), could not be reached, or answered with an unusable body."""
 
     code = "UPSTREAM_UNAVAILABLE"
+
+
+class UnknownTimeZone(GatewayError):
+    """A local time or local day needs a business's zone, and it has none the gateway knows.
+
+    ``timeZone``: the business's ``time_zone_identifier`` (``null`` when it has none).
+    Retrying does not help until the business's zone, or the gateway's tzdata, changes.
+    """
+
+    code = "UNKNOWN_TIME_ZONE"
 
 
 def gateway_error_for(exc: UpstreamError | InvalidRequest) -> GatewayError:

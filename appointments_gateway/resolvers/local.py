@@ -28,6 +28,8 @@ def matching_rows(
     view: ReplicaView, criteria: AppointmentCriteria
 ) -> list[AppointmentRecord] | None:
     """Every appointment matching ``criteria``, in its order; ``None`` if not all are held."""
+    if criteria.local_day is not None:
+        raise AssertionError("a local day is turned into startsAt bounds first")
     candidates = _candidates(view, criteria)
     if candidates is None:
         view.count(hit=False)

@@ -17,6 +17,10 @@ the cost depends on data:
   lookups, times the relation's ``lookups`` (a practitioner's is 2: Cliniko lists
   inactive ones apart); selected for ids only: 0, except ``repeatedFrom``, which is
   always loaded, with what is selected below it;
+* ``startsAtLocal``/``endsAtLocal``: the business lookup, as ``business`` beyond its id
+  (once, whichever of the three are selected);
+* a connection whose ``filter`` has a ``localDate``: one business lookup (the same
+  business for every parent, so one however many parents);
 * ``hasConflicts``: one per appointment;
 * ``appointment``/``patient``/…: the type's lookups (``practitioner``: 2), ``node``: the
   most any type needs (2); ``nodes``: one per type present (at most six), plus the
@@ -49,7 +53,7 @@ from graphql import (
 
 from appointments_gateway.resolvers.pagination import DEFAULT_FIRST, MAX_PAGE_SIZE, MAX_WINDOW
 from appointments_gateway.resolvers.relations import RELATIONS
-from appointments_gateway.schema.selection import ID_ONLY_FIELDS
+from appointments_gateway.schema.selection import ID_ONLY_FIELDS, LOCAL_TIME_FIELDS, ZONE_RELATION
 
 __all__ = ["estimate_upstream_requests", "walk_upstream_requests"]
 
@@ -115,6 +119,7 @@ class _Walk:
             return 0
         batches = math.ceil(count / MAX_PAGE_SIZE)
         total = 0
+        zone_looked_up = False
         for field in fields:
             name = field.name.value
             relation = _RELATIONS.get(name)
@@ -124,10 +129,13 @@ class _Walk:
                     total += relation.lookups * batches + self.appointments(below, count)
                 elif any(f.name.value not in ID_ONLY_FIELDS for f in below):
                     total += relation.lookups * batches + self.record(below, count)
+                    zone_looked_up = zone_looked_up or name == ZONE_RELATION
             elif name == "hasConflicts":
                 total += count
             elif name == "repeats":
                 total += count * self.connection(field, parents=1)
+        if not zone_looked_up and any(f.name.value in LOCAL_TIME_FIELDS for f in fields):
+            total += _RELATIONS[ZONE_RELATION].lookups * batches
         return total
 
     def record(self, fields: list[FieldNode], count: int) -> int:
@@ -166,6 +174,7 @@ class _Walk:
             requests = parents * page
         else:
             requests = 1 + parents * page  # the combined list, then every parent alone
+        requests += self.local_day(field)
         nodes = [
             node for f in below if f.name.value == "nodes" for node in self.fields(f.selection_set)
         ] + [
@@ -177,6 +186,13 @@ class _Walk:
             for node in self.fields(edge.selection_set)
         ]
         return requests + self.appointments(nodes, parents * size)
+
+    def local_day(self, field: FieldNode) -> int:
+        """The business lookup a ``filter: {localDate}`` needs (its time zone)."""
+        filter = self.argument(field, "filter")
+        if isinstance(filter, dict) and filter.get("localDate") is not None:
+            return _RELATIONS[ZONE_RELATION].lookups
+        return 0
 
     def root(self, field: FieldNode) -> int:
         name = field.name.value

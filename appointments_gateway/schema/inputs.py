@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import strawberry
 
-from appointments_gateway.resolvers.criteria import AppointmentCriteria, OrderKey, TimeRange
+from appointments_gateway.resolvers.criteria import (
+    AppointmentCriteria,
+    LocalDay,
+    OrderKey,
+    TimeRange,
+)
+from appointments_gateway.resolvers.errors import BadUserInput
 from appointments_gateway.resolvers.ids import parse_id
 from appointments_gateway.schema.enums import (
     AppointmentOrderField,
@@ -50,6 +56,19 @@ class AppointmentFilter:
     )
     business_ids: list[strawberry.ID] | None = strawberry.field(
         default=None, description="Only appointments at these businesses."
+    )
+    business_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Only appointments at this business; with `localDate`, also the business "
+        "whose time zone defines the day. With `businessIds` too: none unless the list names it.",
+    )
+    local_date: date | None = strawberry.field(
+        default=None,
+        description="Only appointments starting on this calendar day at the business's clock "
+        "(`businessId` required; its `timeZoneIdentifier`): from local midnight to the next, "
+        "exactly, so a daylight-saving day is 23 or 25 hours. With `startsAt` too: both hold "
+        "(an empty overlap is refused). The business is read like `business` (none on a warm "
+        "replica).",
     )
     appointment_type_ids: list[strawberry.ID] | None = strawberry.field(
         default=None, description="Only appointments of these types."
@@ -105,6 +124,19 @@ def to_criteria(
     )
     if filter is None:
         return AppointmentCriteria(order=order)
+    business_ids = _ids(filter.business_ids, "Business", "businessIds")
+    local_day = None
+    if filter.business_id is not None:
+        business_id = parse_id(filter.business_id, "Business", argument="filter.businessId")
+        in_list = business_ids is None or business_id in business_ids
+        business_ids = (business_id,) if in_list else ()
+        if filter.local_date is not None:
+            local_day = LocalDay(filter.local_date, business_id)
+    elif filter.local_date is not None:
+        raise BadUserInput(
+            "filter.localDate needs filter.businessId: the business whose time zone "
+            "defines the day."
+        )
     return AppointmentCriteria(
         starts_at=_range(filter.starts_at),
         ends_at=_range(filter.ends_at),
@@ -113,7 +145,7 @@ def to_criteria(
         ids=_ids(filter.ids, "Appointment", "ids"),
         patient_ids=_ids(filter.patient_ids, "Patient", "patientIds"),
         practitioner_ids=_ids(filter.practitioner_ids, "Practitioner", "practitionerIds"),
-        business_ids=_ids(filter.business_ids, "Business", "businessIds"),
+        business_ids=business_ids,
         appointment_type_ids=_ids(
             filter.appointment_type_ids, "AppointmentType", "appointmentTypeIds"
         ),
@@ -124,4 +156,5 @@ def to_criteria(
         cancelled=inclusion_of(filter.cancelled),
         archived=inclusion_of(filter.archived),
         order=order,
+        local_day=local_day,
     )

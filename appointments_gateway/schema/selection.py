@@ -8,6 +8,10 @@ in one batch.  This module is the only one that reads Strawberry's selections; t
 resolvers see plain facts.  Fragments are flattened; a fragment for another type is
 ignored.  The look-ahead may over-fetch (it does not evaluate ``@skip``/``@include``) but
 never under-fetches: a relation it missed still resolves, through its loader.
+
+``startsAtLocal``/``endsAtLocal`` need the business's time zone, so selecting either
+wants the ``business`` relation's rows, as ``business { timeZoneIdentifier }`` would:
+one batch for the page, shared with the ``business`` field if that is selected too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from appointments_gateway.resolvers.relations import APPOINTMENT, RELATIONS
 
 __all__ = [
     "ID_ONLY_FIELDS",
+    "LOCAL_TIME_FIELDS",
+    "ZONE_RELATION",
     "appointment_wants",
     "connection_wants",
     "field_names",
@@ -33,6 +39,10 @@ __all__ = [
 
 #: Fields a related object can answer from the link in the parent row alone.
 ID_ONLY_FIELDS = frozenset({"id", "clinikoId", "__typename"})
+#: Appointment fields at the business's clock: they need the business's record.
+LOCAL_TIME_FIELDS = frozenset({"startsAtLocal", "endsAtLocal"})
+#: The relation whose record holds an appointment's time zone (the business).
+ZONE_RELATION = next(r.name for r in RELATIONS if r.type_name == "Business")
 
 #: Fragments on these type names apply to an appointment, a connection, an edge.
 APPOINTMENT_TYPES = frozenset({APPOINTMENT, "Node"})
@@ -97,6 +107,9 @@ def appointment_wants(selections: Sequence[Selection]) -> Wanted:
             rows[relation.name] = None
         else:
             links.add(relation.name)
+    if not LOCAL_TIME_FIELDS.isdisjoint(by_name):
+        rows.setdefault(ZONE_RELATION, None)
+        links.discard(ZONE_RELATION)
     return Wanted(rows=rows, links=frozenset(links), conflicts="hasConflicts" in by_name)
 
 

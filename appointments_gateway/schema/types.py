@@ -6,7 +6,10 @@ objects are attributes too: :class:`Related` builds them from the records the re
 prefetched for the whole page (``resolvers/prefetch.py``), once per record, and an
 appointment's relation attributes are filled from it when the appointment is built.
 Only connections and ``hasConflicts`` are ``async``, and only run when selected; they
-ask ``resolvers/connections.py`` for rows and build the objects here.
+ask ``resolvers/connections.py`` for rows and build the objects here.  ``startsAtLocal``
+and ``endsAtLocal`` are sync resolvers over the business the page prefetched for them
+(selecting either prefetches ``business``: ``schema/selection.py``), so they cost what
+``business { timeZoneIdentifier }`` costs and no more.
 
 The relations themselves are the resolvers' table (``resolvers/relations.py``): each
 row's field is declared on :class:`Appointment` below (its description is part of the
@@ -15,7 +18,7 @@ contract), and the class that field declares is what the relation builds.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from datetime import date, datetime
 from operator import attrgetter
 from typing import Annotated, Any, Protocol
@@ -25,6 +28,7 @@ from strawberry.types.base import StrawberryOptional, get_object_definition
 
 from appointments_gateway.resolvers import connections
 from appointments_gateway.resolvers.ids import to_global_id
+from appointments_gateway.resolvers.local_time import local_iso, zone_of
 from appointments_gateway.resolvers.nodes import Nodes
 from appointments_gateway.resolvers.pagination import ConnectionArgs, Slice
 from appointments_gateway.resolvers.prefetch import Prefetched, load_related, missing_link
@@ -136,6 +140,20 @@ class Appointment(Node):
     )
     starts_at: datetime = strawberry.field(description="When it starts (UTC).")
     ends_at: datetime = strawberry.field(description="When it ends (UTC).")
+    starts_at_local: str | None = strawberry.field(
+        resolver=lambda root: at_business_clock(root.business, root.record.starts_at),
+        description="When it starts at the business's clock: ISO 8601 with the UTC offset in "
+        "force at that instant, e.g. `2026-11-24T09:00:00+11:00` (`+00:00`, never `Z`). The "
+        "zone is the business's `timeZoneIdentifier` (IANA), daylight saving included. Costs "
+        "what `business { timeZoneIdentifier }` costs (one batched lookup per page, none on a "
+        "warm replica). Null with `UNKNOWN_TIME_ZONE` when the business has no zone the "
+        "gateway knows.",
+    )
+    ends_at_local: str | None = strawberry.field(
+        resolver=lambda root: at_business_clock(root.business, root.record.ends_at),
+        description="When it ends at the business's clock; as `startsAtLocal` (the offset is "
+        "the one in force when it ends, which differs across a daylight-saving change).",
+    )
     status: AppointmentStatus = strawberry.field(
         description="Derived from the timestamps and flags, in order: deleted, archived, "
         "cancelled, did not arrive, arrived, booked."
@@ -600,6 +618,28 @@ class _Deferred:
         if self._relation in _APPOINTMENT_RELATIONS:
             return Appointment.from_record(record, Related(Prefetched([record], loaders)))
         return RELATED_TYPES[self._relation].from_record(record)
+
+
+def at_business_clock(business: Any, instant: datetime) -> Any:
+    """``instant`` at the clock of ``business``, an appointment's ``business`` value.
+
+    That value is what the page prefetched (``Related.value``): the built ``Business``,
+    ``None`` (no business), the lookup's error (raised here, so on this field only), or,
+    for a business nobody foresaw, an awaitable that loads it.  Selecting a local time
+    prefetches the business's record, so it is never an id-only stub here.
+    """
+    if business is None:
+        return None
+    if isinstance(business, Exception):
+        raise business
+    if isinstance(business, Business):
+        return local_iso(instant, zone_of(business.time_zone_identifier))
+    return _at_loaded_clock(business, instant)
+
+
+async def _at_loaded_clock(loading: Awaitable[Business], instant: datetime) -> str:
+    business = await loading
+    return local_iso(instant, zone_of(business.time_zone_identifier))
 
 
 def build_appointments(prefetched: Prefetched) -> list[Appointment]:
