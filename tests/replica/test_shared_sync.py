@@ -8,15 +8,16 @@ memory; parametrize it to run these over Redis).  Each process sees that state t
 feed reads, per process.
 
 Outside edits go through the sandbox's web-app door, as in the other replica tests, and
-waits are for conditions (:func:`eventually`), bounded.  The lease here lasts 1 s and is
-renewed every 0.3 s (5 s and 1.5 s by default) so hand-overs take a second, not five.
+waits are for conditions (:func:`eventually`), bounded.  The lease here lasts 2 s and is
+renewed every 0.4 s (5 s and 1.5 s by default), so a crashed holder's lease lapses sooner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from appointments_gateway.replica import (
     APPOINTMENTS,
     CLOCK_SKEW_SECONDS,
     LINKS,
+    Change,
     FeedConfig,
     Replica,
     Replicas,
@@ -38,6 +40,7 @@ from appointments_gateway.replica import (
     SyncConfig,
     Syncer,
 )
+from appointments_gateway.replica.changes import Polled
 from appointments_gateway.sandbox import DEMO_KEY_A
 from appointments_gateway.state import InMemoryState, SharedState, SharedStateUnavailable
 from appointments_gateway.upstream import Credential, Governor, UpstreamClient
@@ -63,7 +66,9 @@ SYNC = SyncConfig(
     reference_interval=REFERENCE_INTERVAL,
     deletion_check_interval=DELETION_CHECK_INTERVAL,
 )
-FEED = FeedConfig(lease_ttl=1.0, renew_every=0.3, follow_block=0.2, ask_again=0.5, probe_every=0.2)
+#: A lease of 2 s (renewed every 0.4 s) outlasts the event loop's longest stalls on a busy
+#: machine (a collection over two replicas and a sandbox in one process).
+FEED = FeedConfig(lease_ttl=2.0, renew_every=0.4, follow_block=0.2, ask_again=0.5, probe_every=0.2)
 #: How long request counts are taken over.
 MEASURE = 2.0
 
@@ -361,7 +366,10 @@ async def test_only_the_holder_polls_cliniko(sandbox: Starlette, shared_state: S
             two = len(x.transport.requests) - sent
             two_polls = x.transport.polls() - polls
             assert y.transport.requests == [], "the follower read Cliniko"
-            assert abs(two_polls - alone_polls) <= 2, (two_polls, alone_polls)
+            assert abs(two_polls - alone_polls) <= max(2, alone_polls // 4), (
+                two_polls,
+                alone_polls,
+            )
             assert two <= alone + max(4, alone // 4), (two, alone)
             # Every poll reached the follower as an entry.
             assert y.replicas.feed_stats.entries_applied - applied >= two_polls - 1
@@ -502,14 +510,7 @@ async def test_a_late_follower_loads_a_snapshot_and_answers_the_same_lists(
 async def test_a_follower_behind_a_trimmed_feed_reloads(
     sandbox: Starlette, shared_state: SharedState, web: httpx.AsyncClient
 ) -> None:
-    feed = FeedConfig(
-        lease_ttl=1.0,
-        renew_every=0.3,
-        follow_block=0.2,
-        ask_again=0.5,
-        probe_every=0.2,
-        max_entries=3,
-    )
+    feed = dataclasses.replace(FEED, max_entries=3)
     async with process("x", sandbox, shared_state, feed=feed) as x:
         await one_holder(x)
         async with process("y", sandbox, shared_state, feed=feed) as y:
@@ -588,3 +589,72 @@ async def test_without_the_shared_state_each_syncs_then_they_converge(
         assert len(follower.transport.requests) == sent, "the follower still reads Cliniko"
         assert holder.role is Role.HOLDER
         assert follower.role is Role.FOLLOWER
+
+
+async def test_a_holder_that_loses_its_lease_stops_polling_at_once(
+    sandbox: Starlette, shared_state: SharedState
+) -> None:
+    """Another token in the lease (it lapsed, someone took it): the holder follows."""
+    async with process("x", sandbox, shared_state) as x:
+        await one_holder(x)
+        lease = x.shared.keys.lease
+        await shared_state.delete(lease)
+        await shared_state.set(lease, b"someone else", ttl=FEED.lease_ttl)
+        lost = time.monotonic()
+
+        async def following() -> bool | None:
+            return True if x.role is Role.FOLLOWER else None
+
+        await eventually(following, within=FEED.renew_every + SLACK, what="the holder following")
+        assert x.replicas.feed_stats.lease_lost == 1
+        polls = x.transport.polls()
+        await asyncio.sleep(0.5)
+        assert x.transport.polls() == polls, "it still polls without the lease"
+
+        # The intruder never renews: the lease lapses and x takes it back, from its state.
+        async def holding() -> bool | None:
+            return True if x.role is Role.HOLDER else None
+
+        await eventually(holding, within=FEED.lease_ttl + SLACK, what="the lease taken back")
+        assert time.monotonic() - lost >= FEED.lease_ttl - 0.1
+        assert x.replicas.feed_stats.lease_acquired == 2
+        assert x.replicas.feed_stats.lease_handovers == 1
+        spans = [r for r in x.transport.requests if is_span_read(r)]
+        before = len(spans)
+        await asyncio.sleep(0.5)
+        assert len([r for r in x.transport.requests if is_span_read(r)]) - before < 5
+
+
+async def test_listeners_hear_every_change_on_holder_and_follower(
+    sandbox: Starlette, shared_state: SharedState, web: httpx.AsyncClient
+) -> None:
+    """The hook live updates will use: each process is told the changes applied to it."""
+    async with (
+        process("x", sandbox, shared_state) as x,
+        process("y", sandbox, shared_state) as y,
+    ):
+        await one_holder(x, y)
+        heard: dict[str, list[Change]] = {"x": [], "y": []}
+
+        def listener(name: str) -> Callable[[str, Sequence[Change]], None]:
+            def told(key: str, changes: Sequence[Change]) -> None:
+                assert key == A.fingerprint
+                heard[name].extend(changes)
+
+            return told
+
+        for p in (x, y):
+            p.replicas.listen(listener(p.name))
+        target = booked(sandbox, x.replica, skip=2)
+        await edit_notes(web, target["id"], "heard everywhere")
+        for p in (x, y):
+            await visible(p, target["id"], "heard everywhere", within=SYNC_INTERVAL + SLACK)
+        for name in ("x", "y"):
+            rows = [
+                row
+                for change in heard[name]
+                if isinstance(change, Polled)
+                for row in change.rows
+                if getattr(row, "id", None) == target["id"]
+            ]
+            assert [r.notes for r in rows][-1:] == ["heard everywhere"], name
