@@ -658,3 +658,33 @@ async def test_listeners_hear_every_change_on_holder_and_follower(
                 if getattr(row, "id", None) == target["id"]
             ]
             assert [r.notes for r in rows][-1:] == ["heard everywhere"], name
+
+
+async def test_what_a_followers_reads_ask_of_the_sync_the_holder_does(
+    sandbox: Starlette, shared_state: SharedState
+) -> None:
+    """A patient a follower's read wants whole is read by the holder, once, for both."""
+    async with (
+        process("x", sandbox, shared_state) as x,
+        process("y", sandbox, shared_state) as y,
+    ):
+        holder = await one_holder(x, y)
+        follower = y if holder is x else x
+        patient = booked(sandbox, holder.replica, skip=4)["patient_id"]
+        assert not follower.replica.has_complete_patient(patient)
+        view = follower.replicas.view(A)
+        assert view is not None
+        view.want_whole(patient)
+
+        async def whole() -> bool | None:
+            return True if follower.replica.has_complete_patient(patient) else None
+
+        await eventually(whole, within=SLACK + FEED.follow_block, what="the patient read whole")
+        assert holder.replica.has_complete_patient(patient)
+        assert follower.transport.requests == []
+        reads = [
+            r
+            for r in holder.transport.requests
+            if f"patient_id:={patient}" in r.url.params.get_list("q[]")
+        ]
+        assert len(reads) == 1
