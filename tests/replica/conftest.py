@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -36,11 +37,14 @@ import pytest
 from starlette.applications import Starlette
 
 from appointments_gateway.gateway import create_app
+from appointments_gateway.redis_state import RedisState
 from appointments_gateway.replica import APPOINTMENTS, LINKS, Replica, Replicas, Syncer
 from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandbox_app
 from appointments_gateway.settings import Settings
 from appointments_gateway.state import InMemoryState, SharedState
 from tests.conftest import Serve
+
+_REDIS_PREFIXES = itertools.count()
 
 SANDBOX_URL = "http://sandbox.test/v1"
 SANDBOX_ROOT = "http://sandbox.test"
@@ -457,10 +461,17 @@ async def gw(serve: Serve) -> AsyncIterator[Replicated]:
         yield gateway
 
 
-@pytest.fixture
-async def shared_state() -> SharedState:
+@pytest.fixture(params=["memory", "redis"])
+async def shared_state(request: pytest.FixtureRequest) -> AsyncIterator[SharedState]:
     """The state several gateway processes share (``test_shared_sync.py``).
 
-    In memory here; parametrize this fixture to run those tests over Redis too.
+    Each test runs twice: in memory (one object standing for the store), and in a real
+    ``redis-server`` through ``RedisState`` with a prefix of its own.
     """
-    return InMemoryState()
+    if request.param == "memory":
+        yield InMemoryState()
+        return
+    server = request.getfixturevalue("redis_server")
+    state = RedisState(server.url, prefix=f"replica{next(_REDIS_PREFIXES)}")
+    yield state
+    await state.aclose()
