@@ -39,6 +39,8 @@ CODES = {
     "QUERY_TOO_COMPLEX",
     "UPSTREAM_TIMEOUT",
     "UPSTREAM_UNAVAILABLE",
+    # A business whose zone the gateway does not know (not in the demo data today).
+    "UNKNOWN_TIME_ZONE",
 }
 FUZZ = settings(
     max_examples=150,
