@@ -43,6 +43,7 @@ from appointments_gateway.sandbox import DEMO_KEY_A, SandboxConfig, create_sandb
 from appointments_gateway.settings import Settings
 from appointments_gateway.state import InMemoryState, SharedState
 from tests.conftest import Serve
+from tests.schema.conftest import TEST_MAX_ANALYSIS_MS
 
 _REDIS_PREFIXES = itertools.count()
 
@@ -97,6 +98,8 @@ def replica_settings(**overrides: Any) -> Settings:
         "sync_interval": SYNC_INTERVAL,
         "sync_reference_interval": REFERENCE_INTERVAL,
         "sync_deletion_check_interval": DELETION_CHECK_INTERVAL,
+        # Not these tests' subject; 30 ms of wall time refused documents on a busy machine.
+        "max_analysis_ms": TEST_MAX_ANALYSIS_MS,
     }
     values.update(overrides)
     return Settings(**values)

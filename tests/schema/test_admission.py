@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 from graphql import parse, specified_rules
+from starlette.applications import Starlette
 
 from appointments_gateway.schema import build_schema
 from appointments_gateway.schema.admission import Admission, AdmissionLimits
+from appointments_gateway.schema.build import DEFAULT_MAX_ANALYSIS_MS
 from bench.attacks import alias_fanout, chain, duplicate_fields, fanout, wide
 from bench.ops import operations
 from bench.run import build_fixture
-from tests.schema.conftest import Gateway
+from tests.conftest import Serve
+from tests.schema.conftest import Gateway, open_gateway
 
 TOO_COSTLY = """{ appointments(first: 200) { nodes { clinikoId hasConflicts } } }"""
 
@@ -140,9 +143,11 @@ async def test_the_fan_out_that_froze_a_worker_runs_as_what_it_is(gw: Gateway):
     ],
 )
 async def test_hostile_shapes_are_refused_before_any_upstream_call(
-    gw: Gateway, document: str, message: str
+    serve: Serve, sandbox: Starlette, document: str, message: str
 ):
-    response = await gw.http.post("/graphql", json={"query": document})
+    # The production default for the time limit, which the last case is about.
+    async with open_gateway(serve, sandbox, max_analysis_ms=DEFAULT_MAX_ANALYSIS_MS) as gw:
+        response = await gw.http.post("/graphql", json={"query": document})
     body = response.json()
     assert body.get("data") is None
     [error] = body["errors"]
