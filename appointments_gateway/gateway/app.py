@@ -37,6 +37,7 @@ from appointments_gateway.gateway.middleware.errors import http_exception
 from appointments_gateway.gateway.ops_access import OpsAccess
 from appointments_gateway.gateway.persisted import PersistedDocuments
 from appointments_gateway.gateway.readiness import Readiness
+from appointments_gateway.gateway.sse import EventStreamDispatch
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
 from appointments_gateway.observability.tracing import Tracing, chain_observers
@@ -203,7 +204,8 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            # Accept: text/event-stream goes to GraphQL over SSE (gateway/sse.py).
+            Route("/graphql", EventStreamDispatch(graphql_app), methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", ops.guard(readiness.endpoint), methods=["GET"]),
             Route("/metrics", ops.guard(metrics_endpoint), methods=["GET"]),
