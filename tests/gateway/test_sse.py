@@ -13,7 +13,8 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import strawberry
+import uvicorn
 from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp, Message
 
@@ -585,3 +587,47 @@ async def test_gzip_does_not_hold_back_a_streamed_event():
         # The first result arrives while the stream is still open (it never ends).
         assert (await exchange.next_event()).json()["data"] == {"forever": 1}
         assert not exchange.task.done()
+
+
+async def eventually(condition: Callable[[], bool], *, within: float) -> None:
+    """Wait until ``condition()`` holds, checking every 10 ms; fail after ``within`` s."""
+    for _ in range(int(within / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+@asynccontextmanager
+async def served_over_tcp(app: ASGIApp) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free loopback port, on this test's own event loop."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, lifespan="on", ws="none", access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: server.started, within=15)
+        yield f"http://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 15)
+        sock.close()
+
+
+async def test_over_tcp_a_reader_that_hangs_up_ends_the_subscription_at_once():
+    """uvicorn tells the app through ``receive`` only: its ``send`` drops writes silently."""
+    async with served_over_tcp(app_for()) as url, httpx.AsyncClient(timeout=5) as http:
+        before = asyncio.all_tasks()
+        async with http.stream(
+            "POST", url, json={"query": "subscription { forever }"}, headers=STREAM
+        ) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            while not (await anext(lines)).startswith("data: "):
+                pass
+            assert PROBE.started.is_set()
+        # Leaving the block closed the connection mid-stream (nothing was ever complete).
+        await asyncio.wait_for(PROBE.closed.wait(), 2)
+        await eventually(lambda: not asyncio.all_tasks() - before, within=2)
