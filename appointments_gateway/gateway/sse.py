@@ -275,10 +275,14 @@ class GraphQLOverSSE:
             for task in (producer, pinger, watcher):
                 task.cancel()
             await asyncio.gather(producer, pinger, watcher, return_exceptions=True)
+            # However it ended, end its upstream calls (the session a long-lived operation
+            # renewed for its last result too), as the HTTP view does.
             session.cancel()
+            latest = context.upstream
+            latest.cancel()
             replicas: Replicas | None = getattr(request.state, "replicas", None)
             if replicas is not None and context.local is None:
-                replicas.note_reads(session.credential, session.stats.requests)
+                replicas.note_reads(latest.credential, latest.stats.requests)
         if watcher.done() and not watcher.cancelled():
             logger.info("event stream client disconnected; operation ended")
             return
