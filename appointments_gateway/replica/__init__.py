@@ -8,6 +8,8 @@ credential's 200 requests a minute pay for *changes* (the sync's polls), not for
 * ``view.py``: one request's access to a replica, recording what its answer relied on;
 * ``registry.py``: the process's replicas, when one starts, when one goes;
 * ``changes.py``: what a sync step does to a replica, as a value (applied, published);
+* ``events.py``: what happened to one appointment (created, cancelled, ...), derived as
+  rows are applied, for live updates;
 * ``shared.py``: with a shared state, one sync per credential across processes (a lease)
   and a change feed the others apply.
 
@@ -19,7 +21,8 @@ through background sessions that take only the budget reads leave).
 from __future__ import annotations
 
 from .changes import Change
-from .registry import START_WINDOW_SECONDS, Listener, Replicas
+from .events import AppointmentEvent, ChangeKind
+from .registry import START_WINDOW_SECONDS, Listener, PinRefused, Replicas, Watcher
 from .shared import FeedConfig, FeedStats, Role, SharedSync
 from .store import APPOINTMENTS, KINDS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
 from .sync import (
@@ -42,10 +45,13 @@ __all__ = [
     "LINKS",
     "REFERENCE_KINDS",
     "START_WINDOW_SECONDS",
+    "AppointmentEvent",
     "Change",
+    "ChangeKind",
     "FeedConfig",
     "FeedStats",
     "Listener",
+    "PinRefused",
     "ReadStats",
     "Replica",
     "ReplicaView",
@@ -56,5 +62,6 @@ __all__ = [
     "SyncPosition",
     "SyncStats",
     "Syncer",
+    "Watcher",
     "whole_patient",
 ]

@@ -21,7 +21,15 @@ one (the default) every replica syncs itself, as a single process does.
 
 **Listeners** (:meth:`Replicas.listen`) are told every batch of changes applied to a
 replica in this process, whoever made it (this process's sync or, through the feed,
-another's): the hook live updates (subscriptions) will ride on.
+another's).  **Watchers** (:meth:`Replicas.watch`) are told the appointments' events
+(``events.py``) those changes, and this process's writes and reads, made: what live
+updates (subscriptions, ``resolvers/live.py``) deliver.  Holder, follower, alone or
+single process, each process's replica derives them as it applies rows, so each change
+is told once per process, wherever it was first seen.
+
+**Pins** (:meth:`Replicas.pin`): a credential with live subscribers keeps its replica
+however long it goes without a read; it is neither dropped as idle nor evicted beyond
+``max_keys`` (at most ``max_keys`` credentials can be pinned at once).
 """
 
 from __future__ import annotations
@@ -39,12 +47,13 @@ from appointments_gateway.state import SharedState
 from appointments_gateway.upstream import Credential, UpstreamClient
 
 from .changes import Change
+from .events import AppointmentEvent
 from .shared import FeedConfig, FeedStats, Role, SharedSync
 from .store import APPOINTMENTS, Replica
 from .sync import POLL_TOKENS, URGENT_QUEUE_SECONDS, SyncConfig, Syncer, SyncStats
 from .view import ReadStats, ReplicaView
 
-__all__ = ["START_WINDOW_SECONDS", "Listener", "Replicas"]
+__all__ = ["START_WINDOW_SECONDS", "Listener", "PinRefused", "Replicas", "Watcher"]
 
 logger = logging.getLogger("appointments_gateway.replica")
 
@@ -56,6 +65,12 @@ _REAP_EVERY = 30.0
 
 #: Told ``(fingerprint, changes)`` for each batch of changes applied to a replica.
 Listener = Callable[[str, Sequence[Change]], None]
+#: Told ``(fingerprint, events)`` for the appointments that changed in a replica.
+Watcher = Callable[[str, Sequence[AppointmentEvent]], None]
+
+
+class PinRefused(Exception):
+    """``max_keys`` credentials are pinned already: no replica for another one."""
 
 
 @dataclass(slots=True)
@@ -115,6 +130,9 @@ class Replicas:
         self.feed_config = feed or FeedConfig()
         self.feed_stats = FeedStats()
         self._listeners: list[Listener] = []
+        self._watchers: list[Watcher] = []
+        #: Fingerprint → how many live subscriptions hold its replica.
+        self._pins: dict[str, int] = {}
 
     # --- reads --------------------------------------------------------------------
 
@@ -176,6 +194,7 @@ class Replicas:
             self.sync_stats,
             clock=self._clock,
         )
+        syncer.on_events = functools.partial(self._events, key)
         shared: SharedSync | None = None
         if self.shared is None:
             syncer.journal = functools.partial(self._told_one, key)
@@ -196,8 +215,10 @@ class Replicas:
         self.started += 1
         logger.info("replica started")
         while len(self._running) > self.max_keys:
-            oldest = next(iter(self._running))
-            self._drop(oldest)
+            unpinned = [k for k in self._running if k not in self._pins]
+            if not unpinned:
+                break
+            self._drop(unpinned[0])
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap(), name="replica-reaper")
 
@@ -220,6 +241,59 @@ class Replicas:
             except Exception as failed:  # a listener's bug must not stop the sync
                 # The type only: a message might quote a row.
                 logger.error("replica change listener failed (%s)", type(failed).__name__)
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Tell ``watcher`` the appointments' events of every replica; returns its removal."""
+        self._watchers.append(watcher)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._watchers.remove(watcher)
+
+        return remove
+
+    def _events(self, key: str, events: Sequence[AppointmentEvent]) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher(key, events)
+            except Exception as failed:  # a watcher's bug must not stop the sync
+                logger.error("replica event watcher failed (%s)", type(failed).__name__)
+
+    def pin(self, credential: Credential) -> Callable[[], None]:
+        """Start the credential's replica if need be and keep it while pinned.
+
+        Returns the unpin (call it once).  Raises :class:`PinRefused` when ``max_keys``
+        other credentials are pinned already.
+        """
+        key = credential.fingerprint
+        if key not in self._pins and len(self._pins) >= self.max_keys:
+            raise PinRefused
+        self._pins[key] = self._pins.get(key, 0) + 1
+        running = self._running.get(key)
+        if running is not None and running.task.done():
+            self._drop(key)
+        self.start(credential)
+        done = False
+
+        def unpin() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            left = self._pins.get(key, 0) - 1
+            if left > 0:
+                self._pins[key] = left
+            else:
+                self._pins.pop(key, None)
+                replica = self._running.get(key)
+                if replica is not None:
+                    replica.replica.touch()  # idle from now on, not from its last read
+
+        return unpin
+
+    def pinned(self) -> int:
+        """Credentials whose replicas live subscriptions hold."""
+        return len(self._pins)
 
     def _told_one(self, key: str, change: Change) -> None:
         if self._listeners:
@@ -258,8 +332,9 @@ class Replicas:
 
     def drop_idle(self) -> None:
         cutoff = self._clock() - self.idle
-        for key in [k for k, run in self._running.items() if run.replica.last_read < cutoff]:
-            self._drop(key)
+        for key, run in list(self._running.items()):
+            if run.replica.last_read < cutoff and key not in self._pins:
+                self._drop(key)
 
     async def _reap(self) -> None:
         while self._running:

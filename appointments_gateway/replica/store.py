@@ -20,6 +20,12 @@ instant, a row that is not is asked upstream.
 
 Deleted appointments leave a tombstone (bounded), so a lookup of one costs nothing.
 
+**Events** (``events.py``): as rows are applied, each appointment that really changed is
+noted with its kind and its previous version in :attr:`Replica.events`, which the sync
+drains after every step (:meth:`take_events`), for live updates.  Rows the polls (or
+writes) see that the replica does not hold (outside the window) are remembered, a bounded
+number, so the overlap every poll re-reads does not repeat their events either.
+
 Nothing here awaits: every method is one step on the event loop, so a read never sees
 a half-applied change.
 """
@@ -32,13 +38,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from appointments_gateway.upstream import AppointmentRecord
 
+from .events import AppointmentEvent, ChangeKind, kind_of
+
 __all__ = [
     "APPOINTMENTS",
+    "CLOCK_SKEW_SECONDS",
     "KINDS",
     "LINKED_KINDS",
     "LINKS",
@@ -61,8 +70,14 @@ LINKS: Final = {
     "appointment_types": "appointment_type_id",
 }
 
+#: How far the upstream's clock (which stamps ``updated_at``) may lag ours.
+CLOCK_SKEW_SECONDS = 5.0
 #: Tombstones kept (ids of deleted appointments): enough for a busy day's deletions.
 MAX_TOMBSTONES = 10_000
+#: Rows seen outside what the replica holds, kept so their events are not repeated.
+MAX_OUTSIDE = 2_000
+#: Events held until the sync drains them (it does after every step; a bound anyway).
+MAX_PENDING_EVENTS = 10_000
 #: Patients whose every appointment is held; the least recently read goes first.
 MAX_COMPLETE_PATIENTS = 2_000
 #: Seconds a patient's list counts as whole after it was read: a deletion outside the
@@ -110,6 +125,10 @@ class Replica:
         self._index_starts: list[datetime] = []
         self._bytes: dict[str, int] = {kind: 0 for kind in KINDS}
         self.last_read = clock()
+        #: Appointments that changed since the sync last drained them (``events.py``).
+        self.events: list[AppointmentEvent] = []
+        #: The last version seen of rows the replica does not hold (polled or written).
+        self._outside: OrderedDict[str, AppointmentRecord] = OrderedDict()
 
     # --- reads --------------------------------------------------------------------
 
@@ -237,10 +256,17 @@ class Replica:
         current = self.appointments.get(record.id)
         if current is not None and current.updated_at > record.updated_at:
             return False
+        before = current if current is not None else self._outside.get(record.id)
+        if before is not None and before.updated_at > record.updated_at:
+            before = record  # an older version than one seen: no event
         if record.deleted_at is not None:
+            if record.id not in self.tombstones:
+                self._note(record, before)
             self.tombstone(record.id)
+            self._outside.pop(record.id, None)
             return current is not None
         if not self.keeps(record):
+            self._seen_outside(record, before)
             if current is None:
                 return False
             self._drop(current)
@@ -254,8 +280,40 @@ class Replica:
             self._by_patient.setdefault(record.patient_id, set()).add(record.id)
         self._bytes[APPOINTMENTS] += _size(record)
         self.tombstones.pop(record.id, None)
+        self._outside.pop(record.id, None)
         self.version += 1
+        self._note(record, before)
         return True
+
+    # --- events -------------------------------------------------------------------
+
+    def _event_since(self) -> datetime:
+        """What an unknown row's stamps are judged against (``events.py``)."""
+        synced = self.synced_at.get(APPOINTMENTS, self.last_read)
+        return datetime.fromtimestamp(synced - CLOCK_SKEW_SECONDS, UTC)
+
+    def _note(self, row: AppointmentRecord, before: AppointmentRecord | None) -> None:
+        kind = kind_of(row, before, since=self._event_since())
+        if kind is None:
+            return
+        self.events.append(AppointmentEvent(kind, row, before))
+        if len(self.events) > MAX_PENDING_EVENTS:
+            del self.events[: len(self.events) - MAX_PENDING_EVENTS]
+
+    def _seen_outside(self, record: AppointmentRecord, before: AppointmentRecord | None) -> None:
+        """A row the replica does not keep changed (or was seen): note it, remember it."""
+        self._note(record, before)
+        self._outside[record.id] = record
+        self._outside.move_to_end(record.id)
+        while len(self._outside) > MAX_OUTSIDE:
+            self._outside.popitem(last=False)
+
+    def take_events(self) -> list[AppointmentEvent]:
+        """The events noted since the last call (the sync hands them to live updates)."""
+        events = self.events
+        if events:
+            self.events = []
+        return events
 
     def tombstone(self, appointment_id: str) -> None:
         """The appointment was deleted: forget it, and remember that it is gone."""
@@ -295,6 +353,8 @@ class Replica:
                 and row.id in self.appointments
             ):
                 self._drop(row)
+                # Gone from the upstream's span: deleted (a move would have been polled).
+                self.events.append(AppointmentEvent(ChangeKind.DELETED, row, row))
         for record in pending.values():
             if record.id not in seen and record.id not in self.tombstones:
                 if low <= record.starts_at < high:
@@ -410,6 +470,9 @@ class Replica:
         as :meth:`replace_span` keeps them.  ``complete_patients``: ids with the instant
         each was read whole, on this replica's clock.
         """
+        held, gone_before = self.appointments, set(self.tombstones)
+        since = self._event_since()
+        events, self.events = self.events, []
         self.appointments = {}
         self._by_patient = {}
         self._bytes = {kind: 0 for kind in KINDS}
@@ -430,6 +493,16 @@ class Replica:
         for record in self._pending_writes().values():
             self._apply(record)
         self.version += 1
+        # What changed between this replica and the copy: the feed entries in between.
+        self.events = events
+        for record in self.appointments.values():
+            before = held.get(record.id)
+            change = kind_of(record, before, since=since)
+            if change is not None:
+                self.events.append(AppointmentEvent(change, record, before))
+        for appointment_id, row in held.items():
+            if appointment_id in self.tombstones and appointment_id not in gone_before:
+                self.events.append(AppointmentEvent(ChangeKind.DELETED, row, row))
 
     # --- introspection ------------------------------------------------------------
 

@@ -95,7 +95,15 @@ from .changes import (
     Trim,
     WindowLoaded,
 )
-from .store import APPOINTMENTS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
+from .events import AppointmentEvent
+from .store import (
+    APPOINTMENTS,
+    CLOCK_SKEW_SECONDS,
+    LINKED_KINDS,
+    LINKS,
+    REFERENCE_KINDS,
+    Replica,
+)
 
 __all__ = [
     "BY_START",
@@ -109,8 +117,6 @@ __all__ = [
 
 logger = logging.getLogger("appointments_gateway.replica")
 
-#: How far the upstream's clock (which stamps ``updated_at``) may lag ours.
-CLOCK_SKEW_SECONDS = 5.0
 #: The appointments' interval grows at most to this many times its setting under pressure.
 MAX_STRETCH = 12
 #: Pages one poll reads at most; the next poll continues from the newest row seen.
@@ -276,6 +282,9 @@ class Syncer:
         self.current_interval = config.interval
         #: Given every change this sync applies, after it is applied (``shared.py``).
         self.journal: Callable[[Change], None] | None = None
+        #: Given the appointments' events (``events.py``) of every change applied here,
+        #: whoever made it, and of the writes and reads that changed rows (live updates).
+        self.on_events: Callable[[list[AppointmentEvent]], None] | None = None
         #: While another process syncs this credential (``shared.py``): what reads ask
         #: of the sync, ``("patient", id)`` or ``("poll", "")``, for it to forward.
         self.asks: list[tuple[str, str]] | None = None
@@ -362,6 +371,13 @@ class Syncer:
                 self.loaded.set()
             case Bye():
                 pass
+        self.emit()
+
+    def emit(self) -> None:
+        """Hand the replica's events noted since the last call to :attr:`on_events`."""
+        events = self.replica.take_events()
+        if events and self.on_events is not None:
+            self.on_events(events)
 
     def position(self) -> SyncPosition:
         """Where this sync stands: what a process taking it over continues from."""

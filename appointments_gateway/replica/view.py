@@ -87,6 +87,8 @@ class ReplicaView:
         else:
             for row in rows:
                 replica.apply_record(kind, row)
+        # A read may see a change before the sync does (which then sees nothing new).
+        self._syncer.emit()
 
     # --- lists --------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class ReplicaView:
     def read_whole(self, patient_id: str, rows: Iterable[AppointmentRecord]) -> None:
         """``rows`` are every appointment of the patient, just read by a request."""
         self._replica.complete_patient(patient_id, rows)
+        self._syncer.emit()
 
     def want_whole(self, patient_id: str) -> None:
         """A patient too big for one page: the sync reads it whole in the background."""
@@ -156,6 +159,8 @@ class ReplicaView:
         next poll has fetched them, and that poll is started now.
         """
         self._replica.wrote(record)
+        # The write's own event, here: the next poll finds the row as written (no event).
+        self._syncer.emit()
         if series:
             self._replica.appointments_dirty = True
             self._syncer.poll_soon()
