@@ -10,6 +10,7 @@ idempotency store, whose keys are scoped by credential fingerprint.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from starlette.requests import HTTPConnection
 
 from appointments_gateway.replica import ReplicaView
 from appointments_gateway.resolvers.idempotency import Idempotency
+from appointments_gateway.resolvers.live import LiveUpdates
 from appointments_gateway.resolvers.loaders import Loaders
 from appointments_gateway.resolvers.pagination import Slice
 from appointments_gateway.upstream import AppointmentRecord, ClinikoSession
@@ -43,6 +45,11 @@ class Context:
     local: ReplicaView | None = None
     #: When the operation began (UNIX seconds): what an upstream answer is current as of.
     started_at: float = field(default_factory=time.time)
+    #: Live updates (``live.py``): the process's fan-out; ``None`` without replicas.
+    live: LiveUpdates | None = None
+    #: For an operation that outlives its request (a subscription): a fresh upstream
+    #: session and replica view, for each result (:meth:`renew`).
+    renewal: Callable[[], tuple[ClinikoSession, ReplicaView | None]] | None = None
 
     @classmethod
     def for_session(
@@ -52,6 +59,8 @@ class Context:
         *,
         idempotency: Idempotency,
         local: ReplicaView | None = None,
+        live: LiveUpdates | None = None,
+        renewal: Callable[[], tuple[ClinikoSession, ReplicaView | None]] | None = None,
     ) -> Context:
         return cls(
             request=request,
@@ -59,7 +68,26 @@ class Context:
             loaders=Loaders(session, local),
             idempotency=idempotency,
             local=local,
+            live=live,
+            renewal=renewal,
         )
+
+    def renew(self) -> None:
+        """Start afresh for the next result of a long-lived operation (a subscription).
+
+        A new upstream session (its own deadline and request count), a new replica view
+        (its own freshness) and new loaders, so nothing one result loaded (a patient as
+        it was an hour ago) is served to the next, and each result's ``extensions`` tell
+        its own cost.  Without ``renewal`` (an ordinary request) nothing changes.
+        """
+        if self.renewal is None:
+            return
+        session, local = self.renewal()
+        self.upstream = session
+        self.local = local
+        self.loaders = Loaders(session, local)
+        self.drifted_pages = []
+        self.started_at = time.time()
 
     def freshness(self) -> dict[str, str]:
         """``extensions.freshness``: where the data came from, and as of when.

@@ -8,8 +8,12 @@ GatewayError                  (Exception)  message is safe to show; ``code`` per
  ├── RateLimited              RATE_LIMITED: with ``retryAfterSeconds``
  ├── TimedOut                 UPSTREAM_TIMEOUT: Cliniko did not answer in time
  ├── Unavailable              UPSTREAM_UNAVAILABLE: 5xx, refused connection, unusable body
- └── UnknownTimeZone          UNKNOWN_TIME_ZONE: a business's zone the gateway cannot use
-                              (none, or not in its tz database), with ``timeZone``
+ ├── UnknownTimeZone          UNKNOWN_TIME_ZONE: a business's zone the gateway cannot use
+ │                            (none, or not in its tz database), with ``timeZone``
+ ├── TooManySubscriptions     TOO_MANY_SUBSCRIPTIONS: a live-update limit, with ``limit``
+ ├── SlowConsumer             SLOW_CONSUMER: a subscriber fell ``queueSize`` events behind
+ └── LiveUpdatesUnavailable   LIVE_UPDATES_UNAVAILABLE: no replica to follow (sync off, or
+                              every replica slot held by other keys' subscriptions)
 
 Each is named for what the client is told, without the ``Upstream`` prefix that marks the
 upstream client's own tree (``UpstreamNotFound`` becomes ``NotFound``, ``UpstreamTimeout``
@@ -42,9 +46,12 @@ __all__ = [
     "BadUserInput",
     "Forbidden",
     "GatewayError",
+    "LiveUpdatesUnavailable",
     "NotFound",
     "RateLimited",
+    "SlowConsumer",
     "TimedOut",
+    "TooManySubscriptions",
     "Unauthenticated",
     "Unavailable",
     "UnknownTimeZone",
@@ -113,6 +120,24 @@ class UnknownTimeZone(GatewayError):
     """
 
     code = "UNKNOWN_TIME_ZONE"
+
+
+class TooManySubscriptions(GatewayError):
+    """A subscription over a limit (per connection, per credential); ``limit`` says which."""
+
+    code = "TOO_MANY_SUBSCRIPTIONS"
+
+
+class SlowConsumer(GatewayError):
+    """A subscriber left ``queueSize`` events unread: it is dropped, not buffered for."""
+
+    code = "SLOW_CONSUMER"
+
+
+class LiveUpdatesUnavailable(GatewayError):
+    """Live updates follow a replica, and none can run for this credential now."""
+
+    code = "LIVE_UPDATES_UNAVAILABLE"
 
 
 def gateway_error_for(exc: UpstreamError | InvalidRequest) -> GatewayError:

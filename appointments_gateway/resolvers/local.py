@@ -21,7 +21,7 @@ from appointments_gateway.resolvers.criteria import AppointmentCriteria, Inclusi
 from appointments_gateway.resolvers.pagination import Fetched, PageRequest
 from appointments_gateway.upstream import AppointmentRecord
 
-__all__ = ["InMemoryList", "matching_rows"]
+__all__ = ["InMemoryList", "matches", "matching_rows"]
 
 
 def matching_rows(
@@ -35,7 +35,7 @@ def matching_rows(
         view.count(hit=False)
         return None
     view.count(hit=True)
-    rows = [row for row in candidates if _matches(criteria, row)]
+    rows = [row for row in candidates if matches(criteria, row)]
     return _ordered(rows, criteria)
 
 
@@ -103,10 +103,14 @@ def _among(values: tuple[str, ...] | None, value: str | None) -> bool:
     return values is None or (value is not None and value in values)
 
 
-def _matches(c: AppointmentCriteria, row: AppointmentRecord) -> bool:
-    """``q[]`` semantics: every filter holds (a null never equals anything)."""
+def matches(c: AppointmentCriteria, row: AppointmentRecord, *, deleted: bool = False) -> bool:
+    """``q[]`` semantics: every filter holds (a null never equals anything).
+
+    ``deleted``: whether the row would match but for its deletion (live updates tell a
+    subscriber of the deletion of a row its filter matched).
+    """
     return (
-        row.deleted_at is None
+        (deleted or row.deleted_at is None)
         and _included(c.cancelled, row.cancelled_at)
         and _included(c.archived, row.archived_at)
         and _within(c.starts_at, row.starts_at)

@@ -17,6 +17,7 @@ from appointments_gateway.schema.mutations import Mutation
 from appointments_gateway.schema.observe import OperationObserver
 from appointments_gateway.schema.query import Query
 from appointments_gateway.schema.scalars import Date, DateTime
+from appointments_gateway.schema.subscription import Subscription
 from appointments_gateway.schema.types import NODE_CLASSES
 
 __all__ = [
@@ -107,6 +108,7 @@ def build_schema(
     schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Every Relay node type, so node(id:) can return each (resolvers/relations.py).
         types=list(NODE_CLASSES.values()),
         config=StrawberryConfig(scalar_map={datetime: DateTime, date: Date}),

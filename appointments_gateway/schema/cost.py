@@ -25,7 +25,9 @@ the cost depends on data:
 * ``appointment``/``patient``/…: the type's lookups (``practitioner``: 2), ``node``: the
   most any type needs (2); ``nodes``: one per type present (at most six), plus the
   inactive-practitioner list;
-* a mutation: its write plus the read-back.
+* a mutation: its write plus the read-back;
+* a subscription (``appointmentChanged``): per result, what its appointment selects (as
+  one appointment's), plus a ``localDate``'s business lookup (made once, at the start).
 
 The bound is computed on the AST with the operation's variables, so it costs microseconds
 and makes no call.  It must never be below what an operation really costs: the test
@@ -219,6 +221,16 @@ class _Walk:
         ]
         return _MUTATION_COST + self.appointments(appointment, 1)
 
+    def subscription(self, field: FieldNode) -> int:
+        below = self.fields(field.selection_set)
+        appointment = [
+            node
+            for f in below
+            if f.name.value == "appointment"
+            for node in self.fields(f.selection_set)
+        ]
+        return self.local_day(field) + self.appointments(appointment, 1)
+
 
 def estimate_upstream_requests(
     document: DocumentNode,
@@ -255,6 +267,8 @@ def walk_upstream_requests(
     fields = walk.fields(operation.selection_set)
     if operation.operation is OperationType.MUTATION:
         return sum(walk.mutation(field) for field in fields), walk.visited
+    if operation.operation is OperationType.SUBSCRIPTION:
+        return sum(walk.subscription(field) for field in fields), walk.visited
     return sum(walk.root(field) for field in fields), walk.visited
 
 

@@ -6,10 +6,12 @@ import enum
 
 import strawberry
 
+from appointments_gateway.replica import ChangeKind
 from appointments_gateway.resolvers.criteria import Inclusion as InclusionValue
 from appointments_gateway.resolvers.criteria import OrderField
 
 __all__ = [
+    "AppointmentChangeKind",
     "AppointmentOrderField",
     "AppointmentStatus",
     "CancellationReason",
@@ -17,6 +19,7 @@ __all__ = [
     "OrderDirection",
     "RepeatType",
     "cancellation_reason_for",
+    "change_kind_of",
     "inclusion_of",
     "order_field_of",
     "repeat_type_for",
@@ -132,3 +135,25 @@ def order_field_of(field: AppointmentOrderField) -> OrderField:
 
 def inclusion_of(inclusion: Inclusion) -> InclusionValue:
     return _INCLUSIONS[inclusion]
+
+
+@strawberry.enum(description="How an appointment changed (live updates, `appointmentChanged`).")
+class AppointmentChangeKind(enum.Enum):
+    CREATED = strawberry.enum_value("CREATED", description="Booked (newly seen).")
+    UPDATED = strawberry.enum_value(
+        "UPDATED", description="Changed: times, practitioner, notes, arrival, anything else."
+    )
+    CANCELLED = strawberry.enum_value("CANCELLED", description="Cancelled; see `cancellation`.")
+    ARCHIVED = strawberry.enum_value("ARCHIVED", description="Archived (Cliniko's delete).")
+    DELETED = strawberry.enum_value(
+        "DELETED",
+        description="Deleted, or gone from Cliniko without a trace; the appointment is the "
+        "last version the gateway knew.",
+    )
+
+
+_CHANGE_KINDS = {kind: AppointmentChangeKind[kind.value] for kind in ChangeKind}
+
+
+def change_kind_of(kind: ChangeKind) -> AppointmentChangeKind:
+    return _CHANGE_KINDS[kind]

@@ -1,8 +1,8 @@
-"""The operation GraphiQL opens with: nested data and pagination, ready to run."""
+"""The operations GraphiQL opens with: a calendar query, and a live subscription."""
 
 from __future__ import annotations
 
-__all__ = ["EXAMPLE_QUERY"]
+__all__ = ["EXAMPLE_QUERY", "EXAMPLE_SUBSCRIPTION"]
 
 EXAMPLE_QUERY = """# Appointments gateway: one request for a whole calendar screen.
 #
@@ -46,6 +46,37 @@ query Calendar($first: Int = 10, $after: String) {
           color
           durationInMinutes
         }
+      }
+    }
+  }
+}
+"""
+
+#: The second tab GraphiQL opens: live updates over graphql-transport-ws.
+EXAMPLE_SUBSCRIPTION = """# Live updates: every appointment change, as it happens.
+#
+# Press the play button: the result pane stays open and shows each
+# appointment created, updated, cancelled, archived or deleted, within a
+# poll of the gateway's replica (a few seconds), at no upstream cost.
+# Narrow it with the same filter as `appointments`, e.g.
+#   filter: {businessId: "1", localDate: "2026-11-24"}
+# With GATEWAY_AUTH=forward, put your key in the Headers pane:
+#   {"Authorization": "Bearer <your Cliniko API key>"}
+
+subscription LiveCalendar {
+  appointmentChanged {
+    kind
+    appointment {
+      id
+      startsAt
+      endsAt
+      status
+      patient {
+        firstName
+        lastName
+      }
+      practitioner {
+        displayName
       }
     }
   }
