@@ -9,16 +9,19 @@ starting with ``:`` is a comment.  Nothing of the gateway's code is used to read
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from appointments_gateway.sandbox import DEMO_KEY_A
-from tests.e2e.conftest import Running, serve_on_sandbox
+from tests.e2e.conftest import Running, serve_on_sandbox, start_cli, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -108,3 +111,113 @@ def test_a_real_reader_gets_validation_errors_in_the_stream_and_refusals_as_json
     (error,) = events[0].json()["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "nope" in error["message"]
+
+
+SYNC_INTERVAL = 1.0
+CHANGES = "subscription { appointmentChanged { kind appointment { clinikoId notes status } } }"
+
+
+def test_an_outside_edit_reaches_an_sse_subscriber_within_the_sync_interval(
+    cli: list[Running],
+) -> None:
+    """Issue 14: a web-app edit and a cancel, each within the sync interval + 1 s."""
+    running = start_cli(
+        *("serve", "--port", "0", "--sandbox-port", "0"),
+        env={"GATEWAY_SYNC_INTERVAL": str(SYNC_INTERVAL), "GATEWAY_SYNC_START_AFTER": "0"},
+    )
+    cli.append(running)
+    endpoint = running.wait_for("GraphQL endpoint:")
+    sandbox = running.wait_for("Upstream:").removeprefix("embedded sandbox at ")
+    web = sandbox.removesuffix("/v1") + "/_sandbox/webapp/a"
+    wait_until_serving(endpoint.removesuffix("/graphql"))
+    with httpx.Client(timeout=10) as http:
+        fields = http.post(
+            endpoint, json={"query": '{ __type(name: "Subscription") { fields { name } } }'}
+        ).json()["data"]["__type"]
+        if fields is None or "appointmentChanged" not in {f["name"] for f in fields["fields"]}:
+            pytest.skip("the schema has no appointmentChanged subscription yet")
+        target = _warm_replica(http, endpoint)
+
+        arrived: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        opened = threading.Event()
+        stop = threading.Event()
+
+        def subscribe() -> None:
+            try:
+                with (
+                    httpx.Client(timeout=None) as streaming,
+                    streaming.stream(
+                        "POST", endpoint, json={"query": CHANGES}, headers=STREAM
+                    ) as response,
+                ):
+                    assert response.status_code == 200
+                    opened.set()
+                    for event in EventStreamReader(response).events():
+                        if stop.is_set():
+                            return  # hang up mid-stream
+                        if event.event == "next":
+                            arrived.put((time.monotonic(), event.json()))
+            except httpx.HTTPError:
+                if not stop.is_set():
+                    raise
+
+        reader = threading.Thread(target=subscribe, daemon=True)
+        reader.start()
+        assert opened.wait(10)
+        # The stream is open; let the subscription reach the change feed and a poll pass.
+        time.sleep(1.0 + SYNC_INTERVAL)
+
+        notes = f"sse edit {time.time()}"
+        edited_at = time.monotonic()
+        assert http.patch(
+            f"{web}/individual_appointments/{target}", json={"notes": notes}
+        ).is_success
+        change = _change_of(arrived, target, "UPDATED")
+        assert change[1]["appointment"]["notes"] == notes
+        assert change[0] - edited_at <= SYNC_INTERVAL + 1.0
+
+        assert http.post(f"{web}/individual_appointments/{target}/cancel", json={}).is_success
+        cancelled_at = time.monotonic()
+        change = _change_of(arrived, target, "CANCELLED")
+        assert change[0] - cancelled_at <= SYNC_INTERVAL + 1.0
+        stop.set()
+    running.stop()  # the gateway goes away under the open stream: the reader ends quietly
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+
+
+def _warm_replica(http: httpx.Client, endpoint: str) -> str:
+    """The Cliniko id of an appointment of this week, once the replica holds the week.
+
+    The read starts the key's replica (``GATEWAY_SYNC_START_AFTER=0``); reads of the
+    week come from it once it has loaded.  If none says so within 10 s the test goes on
+    (the subscription itself waits for the replica): the latency checks still decide.
+    """
+    now = datetime.now(UTC)
+    inside = {
+        "startsAt": {
+            "gte": now.isoformat(timespec="seconds"),
+            "lt": (now + timedelta(days=7)).isoformat(timespec="seconds"),
+        }
+    }
+    query = "query($f: AppointmentFilter) { appointments(first: 1, filter: $f) { edges { node { clinikoId } } } }"
+    deadline = time.monotonic() + 10
+    while True:
+        body = http.post(endpoint, json={"query": query, "variables": {"f": inside}}).json()
+        node = body["data"]["appointments"]["edges"][0]["node"]
+        if body["extensions"]["freshness"]["source"] == "replica" or time.monotonic() > deadline:
+            return str(node["clinikoId"])
+        time.sleep(0.2)
+
+
+def _change_of(
+    arrived: queue.Queue[tuple[float, dict[str, Any]]], target: str, kind: str
+) -> tuple[float, dict[str, Any]]:
+    """The next change of ``kind`` to ``target`` (others' changes are skipped)."""
+    deadline = time.monotonic() + SYNC_INTERVAL + 5
+    while True:
+        at, result = arrived.get(timeout=max(0.01, deadline - time.monotonic()))
+        change = (result.get("data") or {}).get("appointmentChanged")
+        assert change is not None, result
+        if change["kind"] == kind and str(change["appointment"]["clinikoId"]) == target:
+            return at, change
