@@ -596,6 +596,45 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_non_negative_int,
     ),
     Setting(
+        "subscriptions_per_connection",
+        "GATEWAY_SUBSCRIPTIONS_PER_CONNECTION",
+        "live subscriptions one WebSocket connection may run at once; one more gets "
+        "TOO_MANY_SUBSCRIPTIONS",
+        _parse_positive_int,
+    ),
+    Setting(
+        "subscriptions_per_key",
+        "GATEWAY_SUBSCRIPTIONS_PER_KEY",
+        "live subscriptions one API key may hold in one gateway process, over every "
+        "connection; one more gets TOO_MANY_SUBSCRIPTIONS",
+        _parse_positive_int,
+    ),
+    Setting(
+        "subscription_queue",
+        "GATEWAY_SUBSCRIPTION_QUEUE",
+        "changes a subscriber may leave unread; one more ends its subscription with "
+        "SLOW_CONSUMER instead of buffering without bound",
+        _parse_positive_int,
+    ),
+    Setting(
+        "ws_init_timeout",
+        "GATEWAY_WS_INIT_TIMEOUT",
+        "seconds a WebSocket may take to send connection_init before it is closed (4408)",
+        _parse_positive_float,
+    ),
+    Setting(
+        "ws_ping_interval",
+        "GATEWAY_WS_PING_INTERVAL",
+        "seconds between two graphql-transport-ws pings the gateway sends (0: none)",
+        _parse_non_negative_float,
+    ),
+    Setting(
+        "ws_pong_timeout",
+        "GATEWAY_WS_PONG_TIMEOUT",
+        "seconds a WebSocket client may take to answer a ping with pong before it is closed (4408)",
+        _parse_positive_float,
+    ),
+    Setting(
         "log_level",
         "GATEWAY_LOG_LEVEL",
         "critical, error, warning, info or debug",
@@ -724,6 +763,12 @@ class Settings:
     sync_idle: float = 900.0
     sync_max_keys: int = 50
     sync_start_after: int = 10
+    subscriptions_per_connection: int = 20
+    subscriptions_per_key: int = 1000
+    subscription_queue: int = 100
+    ws_init_timeout: float = 10.0
+    ws_ping_interval: float = 15.0
+    ws_pong_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.auth == "service" and self.upstream != UPSTREAM_SANDBOX and not self.api_key:

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from appointments_gateway.gateway.auth import GatewayTokens
 from appointments_gateway.gateway.graphiql import STATIC_PREFIX, GraphiQLAssets
@@ -35,15 +35,18 @@ from appointments_gateway.gateway.health import healthz
 from appointments_gateway.gateway.middleware import http_hygiene
 from appointments_gateway.gateway.middleware.errors import http_exception
 from appointments_gateway.gateway.ops_access import OpsAccess
+from appointments_gateway.gateway.over_ws import SocketOptions
 from appointments_gateway.gateway.persisted import PersistedDocuments
 from appointments_gateway.gateway.readiness import Readiness
 from appointments_gateway.gateway.sse import EventStreamDispatch
 from appointments_gateway.observability import GatewayMetrics, ObservabilityMiddleware
+from appointments_gateway.observability.logs import hide_websocket_frames
 from appointments_gateway.observability.loop_lag import LoopLagMonitor
 from appointments_gateway.observability.tracing import Tracing, chain_observers
 from appointments_gateway.redis_state import RedisState
 from appointments_gateway.replica import Replicas, SyncConfig
 from appointments_gateway.resolvers.idempotency import DEFAULT_IN_FLIGHT_SECONDS, Idempotency
+from appointments_gateway.resolvers.live import LiveLimits, LiveUpdates
 from appointments_gateway.schema import build_schema
 from appointments_gateway.settings import UPSTREAM_CLINIKO, Settings
 from appointments_gateway.state import InMemoryState, SharedState
@@ -65,6 +68,8 @@ class State(TypedDict):
     idempotency: Idempotency
     #: Per-credential replicas (DESIGN.md §8); ``None`` with ``GATEWAY_SYNC=off``.
     replicas: Replicas | None
+    #: Live updates: the replicas' changes fanned out to subscribers; ``None`` without.
+    live: LiveUpdates | None
 
 
 def create_app(
@@ -94,6 +99,8 @@ def create_app(
             collection (``gc.freeze``); for server processes, not for tests that build
             many apps in one process.
     """
+    # Live updates' sockets carry keys and patient data: never in a debug log line.
+    hide_websocket_frames()
     base_url: str | None
     api_key = settings.api_key
     if settings.uses_sandbox:
@@ -135,6 +142,13 @@ def create_app(
         operation_timeout=settings.operation_timeout,
         tracing=tracing,
         persisted=PersistedDocuments.from_settings(settings, state),
+        sockets=SocketOptions(
+            per_connection=settings.subscriptions_per_connection,
+            init_timeout=settings.ws_init_timeout,
+            ping_interval=settings.ws_ping_interval,
+            pong_timeout=settings.ws_pong_timeout,
+        ),
+        origins=settings.cors_origins,
     )
 
     shared = state if isinstance(state, FallbackState) else None
@@ -184,10 +198,23 @@ def create_app(
             )
             idempotency = Idempotency(state, in_flight_seconds=in_flight)
             replicas = _replicas(settings, upstream, shared)
+            live = (
+                None
+                if replicas is None
+                else LiveUpdates(
+                    replicas,
+                    LiveLimits(
+                        per_key=settings.subscriptions_per_key, queue=settings.subscription_queue
+                    ),
+                )
+            )
             # Also on app.state, for tests and operators' tooling in process.
             app.state.replicas = replicas
+            app.state.live = live
             if replicas is not None:
                 metrics.watch_replicas(replicas)
+            if live is not None:
+                metrics.watch_live(live)
             if freeze_gc:
                 # Everything built so far (schema, modules, the client) lives as long as
                 # the process; moving it out of the collector's sight saves ~2 ms of GC
@@ -195,8 +222,15 @@ def create_app(
                 gc.collect()
                 gc.freeze()
             try:
-                yield {"upstream": upstream, "idempotency": idempotency, "replicas": replicas}
+                yield {
+                    "upstream": upstream,
+                    "idempotency": idempotency,
+                    "replicas": replicas,
+                    "live": live,
+                }
             finally:
+                if live is not None:
+                    live.close()
                 if replicas is not None:
                     await replicas.aclose()
                 if shared is not None:
@@ -206,6 +240,9 @@ def create_app(
         routes=[
             # Accept: text/event-stream goes to GraphQL over SSE (gateway/sse.py).
             Route("/graphql", EventStreamDispatch(graphql_app), methods=["GET", "POST"]),
+            # Live updates over graphql-transport-ws (gateway/over_ws.py): Route matches
+            # HTTP only.
+            WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", ops.guard(readiness.endpoint), methods=["GET"]),
             Route("/metrics", ops.guard(metrics_endpoint), methods=["GET"]),

@@ -7,6 +7,12 @@ HTTP Basic (``base64(key + ":")``, the way Cliniko itself takes it) or as ``Bear
 the key's shard suffix routes it.  A request without a usable key is refused before any
 upstream call.  Nothing here logs or echoes a key.
 
+A WebSocket (live updates over graphql-transport-ws) carries no ``Authorization``
+header a browser could set: its ``connection_init`` payload does, under the same name and
+in the same forms (``{"Authorization": "Basic …"}`` or ``{"authorization": "Bearer …"}``,
+any case, or inside a ``headers`` object, as some clients nest it):
+:func:`authorization_from_params`.
+
 In service mode anyone who reaches the port acts as the service key's Cliniko user, so
 off loopback callers must present a *gateway token* (``Authorization: Bearer <token>``).
 The gateway keeps only SHA-256 digests of its tokens (``GatewayTokens``): a leaked
@@ -21,13 +27,21 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from starlette.requests import HTTPConnection
 
 from appointments_gateway.upstream import Credential, InvalidApiKey
 
-__all__ = ["GatewayTokens", "MissingCredential", "credential_from_request", "token_digest"]
+__all__ = [
+    "GatewayTokens",
+    "MissingCredential",
+    "authorization_from_params",
+    "credential_from_authorization",
+    "credential_from_request",
+    "token_digest",
+]
 
 
 class MissingCredential(Exception):
@@ -55,7 +69,21 @@ def _key_from_authorization(header: str) -> str:
 
 def credential_from_request(conn: HTTPConnection, *, base_url: str | None) -> Credential:
     """The credential of a forward-mode request, routed to ``base_url`` or the key's shard."""
-    header = conn.headers.get("authorization")
+    return credential_from_authorization(conn.headers.get("authorization"), base_url=base_url)
+
+
+def authorization_from_params(params: Mapping[str, Any]) -> str | None:
+    """The ``Authorization`` value of a ``connection_init`` payload (see the module docs)."""
+    for scope in (params, params.get("headers")):
+        if isinstance(scope, Mapping):
+            for name, value in scope.items():
+                if isinstance(name, str) and name.lower() == "authorization":
+                    return value if isinstance(value, str) else None
+    return None
+
+
+def credential_from_authorization(header: str | None, *, base_url: str | None) -> Credential:
+    """The credential an ``Authorization`` value carries (forward mode)."""
     if not header:
         raise MissingCredential(
             "This gateway forwards each caller's own Cliniko API key: send it as HTTP "
@@ -108,7 +136,11 @@ class GatewayTokens:
 
     def check(self, conn: HTTPConnection) -> None:
         """Raise ``MissingCredential`` unless the request carries an accepted Bearer token."""
-        scheme, _, token = conn.headers.get("authorization", "").strip().partition(" ")
+        self.check_authorization(conn.headers.get("authorization", ""))
+
+    def check_authorization(self, header: str) -> None:
+        """Raise ``MissingCredential`` unless ``header`` is an accepted ``Bearer`` token."""
+        scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise MissingCredential(

@@ -7,12 +7,18 @@ data.  Here the page loads only files the gateway serves under ``/graphiql/stati
 * React, ReactDOM, GraphiQL and its explorer plugin from the
   ``graphene-django-graphiql-static`` package (installed from the registry, pinned
   exactly in pyproject.toml, never committed); we read its data files only.
+* the vendor package's ``graphql-ws`` client (the global ``graphqlWs``), for
+  subscriptions over graphql-transport-ws on the same origin's ``/graphql``.
 * ``init.js``, our own script (``static/graphiql-init.js`` in this package), which renders
-  GraphiQL against ``/graphql`` on the same origin.
+  GraphiQL against ``/graphql`` on the same origin: queries and mutations over HTTP,
+  subscriptions over the WebSocket, whose ``connection_init`` carries the Headers pane
+  (an ``Authorization`` there reaches both).
 
-The example operation reaches the script through a ``<script type="application/json">``
-block, which the browser never executes, so the page holds no inline executable script
-and ``script-src 'self'`` suffices.  Every file is read once, when the app is built.
+The example operations (a query tab and a subscription tab) reach the script through
+``<script type="application/json">`` blocks, which the browser never executes, so the
+page holds no inline executable script and ``script-src 'self'`` suffices.  Every file
+is read once, when the app is built.  ``connect-src 'self'`` covers the WebSocket too
+(CSP Level 3 matches ``ws:``/``wss:`` of the page's own host).
 """
 
 from __future__ import annotations
@@ -42,9 +48,8 @@ _JS = "text/javascript; charset=utf-8"
 _CSS = "text/css; charset=utf-8"
 
 #: The allow-list: served name -> (package, path inside it, content type).  Nothing
-#: else in either package is reachable.  The vendor package's fetch polyfill and
-#: graphql-ws client are left out: every supported browser has fetch, and the gateway
-#: serves no subscriptions.
+#: else in either package is reachable.  The vendor package's fetch polyfill is left
+#: out: every supported browser has fetch.
 _FILES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
     "react.production.min.js": (
         _VENDOR_PACKAGE,
@@ -68,6 +73,11 @@ _FILES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
         ("static", _VENDOR_PACKAGE, "style.css"),
         _CSS,
     ),
+    "graphql-ws.min.js": (
+        _VENDOR_PACKAGE,
+        ("static", _VENDOR_PACKAGE, "graphql-ws.min.js"),
+        _JS,
+    ),
     "init.js": ("appointments_gateway.gateway", ("static", "graphiql-init.js"), _JS),
 }
 
@@ -78,6 +88,7 @@ _SCRIPTS = (
     "react-dom.production.min.js",
     "graphiql.min.js",
     "graphiql-plugin-explorer.umd.js",
+    "graphql-ws.min.js",
     "init.js",
 )
 
@@ -113,8 +124,14 @@ def _json_for_script_block(value: object) -> str:
     return json.dumps(value).replace("</", "<\\/").replace("<!--", "<\\u0021--")
 
 
-def graphiql_page(example_query: str) -> str:
-    """The HTML page: local stylesheets and scripts, the example as inert JSON."""
+def graphiql_page(example_query: str, example_subscription: str | None = None) -> str:
+    """The HTML page: local stylesheets and scripts, the examples as inert JSON."""
+    subscription = (
+        ""
+        if example_subscription is None
+        else '  <script type="application/json" id="example-subscription">'
+        f"{_json_for_script_block(example_subscription)}</script>\n"
+    )
     links = "\n".join(
         f'  <link rel="stylesheet" href="{STATIC_PREFIX}{name}">' for name in _STYLESHEETS
     )
@@ -131,7 +148,7 @@ def graphiql_page(example_query: str) -> str:
 <body>
   <div id="graphiql">Loading GraphiQL…</div>
   <script type="application/json" id="example">{_json_for_script_block(example_query)}</script>
-{scripts}
+{subscription}{scripts}
 </body>
 </html>
 """

@@ -1,4 +1,9 @@
-"""The GraphQL HTTP view: Strawberry's ASGI app with our per-request ``Context``."""
+"""The GraphQL view: Strawberry's ASGI app with our per-request ``Context``.
+
+HTTP requests (``over_http.py``) and WebSocket connections (``over_ws.py``, live updates
+over graphql-transport-ws) both come here; each operation gets a ``Context`` of its own,
+built by :meth:`GatewayGraphQL.context_for`.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,41 @@ import asyncio
 import logging
 import time
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from appointments_gateway.gateway.auth import (
     GatewayTokens,
     MissingCredential,
+    authorization_from_params,
+    credential_from_authorization,
     credential_from_request,
 )
 from appointments_gateway.gateway.graphiql import graphiql_page, page_response
 from appointments_gateway.gateway.over_http import GraphQLOverHTTP, is_page_request
+from appointments_gateway.gateway.over_ws import (
+    GatewayTransportWS,
+    Socket,
+    SocketOptions,
+    TextFrames,
+)
 from appointments_gateway.gateway.persisted import PersistedDocuments
 from appointments_gateway.observability.tracing import Tracing
-from appointments_gateway.replica import Replicas
+from appointments_gateway.replica import Replicas, ReplicaView
 from appointments_gateway.resolvers.context import Context
-from appointments_gateway.schema.example import EXAMPLE_QUERY
-from appointments_gateway.upstream import Credential, UpstreamClient
+from appointments_gateway.resolvers.live import LiveUpdates
+from appointments_gateway.schema.example import EXAMPLE_QUERY, EXAMPLE_SUBSCRIPTION
+from appointments_gateway.upstream import ClinikoSession, Credential, UpstreamClient
 
 __all__ = ["GatewayGraphQL"]
 
@@ -56,7 +72,14 @@ class GatewayGraphQL(GraphQLOverHTTP):
             ``None``: no deadline beyond each upstream call's own timeout.
         persisted: resolves APQ hashes and trusted document ids (``gateway/persisted.py``);
             ``None``: requests must send their text.
+        sockets: the WebSocket limits and timings (``over_ws.py``).
+        origins: the origins (``GATEWAY_CORS_ORIGINS``) whose pages may open a WebSocket
+            besides the gateway's own (Strawberry checks ``Origin`` against ``Host`` and
+            these before it accepts; a client that sends no ``Origin`` is no browser).
     """
+
+    graphql_transport_ws_handler_class = GatewayTransportWS
+    websocket_adapter_class = TextFrames  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -69,8 +92,19 @@ class GatewayGraphQL(GraphQLOverHTTP):
         operation_timeout: float | None = None,
         tracing: Tracing | None = None,
         persisted: PersistedDocuments | None = None,
+        sockets: SocketOptions | None = None,
+        origins: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
+        self.socket_options = sockets or SocketOptions()
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=self.socket_options.init_timeout),
+            # Counted by our handler, which answers with a code (over_ws.py).
+            max_subscriptions_per_connection=None,
+            allowed_origins=origins,
+        )
         self.persisted = persisted
         self._service_credential = service_credential
         self._forward_base_url = forward_base_url
@@ -222,9 +256,9 @@ class GatewayGraphQL(GraphQLOverHTTP):
 
     @property
     def graphql_ide_html(self) -> str:
-        """Our GraphiQL page (gateway/graphiql.py), opening with our example operation."""
+        """Our GraphiQL page (gateway/graphiql.py), opening with our example operations."""
         if self._ide_html is None:
-            self._ide_html = graphiql_page(EXAMPLE_QUERY)
+            self._ide_html = graphiql_page(EXAMPLE_QUERY, EXAMPLE_SUBSCRIPTION)
         return self._ide_html
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -235,23 +269,67 @@ class GatewayGraphQL(GraphQLOverHTTP):
         # orjson returns bytes, which Strawberry sends as they are (no str round trip).
         return orjson.dumps(data)
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        upstream: UpstreamClient = request.state.upstream
-        credential = self._credential(request)
-        session = upstream.session(credential)
-        if self._operation_timeout is not None:
-            # The governor and the session both honour it (see ClinikoSession).
-            session.deadline = time.monotonic() + self._operation_timeout
-        replicas: Replicas | None = getattr(request.state, "replicas", None)
-        local = None
-        if replicas is not None and not _bypasses_replica(request):
-            local = replicas.view(credential)
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Any:
+        """An HTTP request's ``Context``; for a WebSocket, the connection's :class:`Socket`.
+
+        A WebSocket's credential comes later, with ``connection_init`` (:meth:`authenticate`),
+        and each of its operations gets a ``Context`` then (:meth:`operation_context`).
+        """
+        if isinstance(request, WebSocket):
+            return Socket(request)
+        return self.context_for(request, self._credential(request))
+
+    def context_for(self, conn: HTTPConnection, credential: Credential) -> Context:
+        """A fresh ``Context`` for one operation of ``credential`` (HTTP, WebSocket, SSE).
+
+        Its ``renewal`` gives a long-lived operation (a subscription) a new session (with
+        its own deadline) and replica view for each result.
+        """
+        upstream: UpstreamClient = conn.state.upstream
+        replicas: Replicas | None = getattr(conn.state, "replicas", None)
+        live: LiveUpdates | None = getattr(conn.state, "live", None)
+        use_replica = replicas is not None and not _bypasses_replica(conn)
+        timeout = self._operation_timeout
+
+        def renewal() -> tuple[ClinikoSession, ReplicaView | None]:
+            session = upstream.session(credential)
+            if timeout is not None:
+                # The governor and the session both honour it (see ClinikoSession).
+                session.deadline = time.monotonic() + timeout
+            local = replicas.view(credential) if use_replica and replicas is not None else None
+            return session, local
+
+        session, local = renewal()
         return Context.for_session(
-            request, session, idempotency=request.state.idempotency, local=local
+            conn,
+            session,
+            idempotency=conn.state.idempotency,
+            local=local,
+            live=live,
+            renewal=renewal,
         )
 
+    def authenticate(self, socket: Socket) -> Credential:
+        """The credential of a WebSocket's ``connection_init`` (``MissingCredential``: none).
 
-def _bypasses_replica(request: Request | WebSocket) -> bool:
+        Forward mode: the caller's key, as the HTTP header would carry it.  Service mode:
+        the service key, once the payload's gateway token is accepted (with tokens).
+        """
+        header = authorization_from_params(socket.connection_params)
+        if self._service_credential is not None:
+            if self._tokens is not None:
+                self._tokens.check_authorization(header or "")
+            return self._service_credential
+        return credential_from_authorization(header, base_url=self._forward_base_url)
+
+    def operation_context(self, socket: Socket) -> Context:
+        """A fresh ``Context`` for one operation of an accepted WebSocket."""
+        if socket.credential is None:  # pragma: no cover - the handler acks first
+            raise MissingCredential("connection_init first")
+        return self.context_for(socket.websocket, socket.credential)
+
+
+def _bypasses_replica(request: HTTPConnection) -> bool:
     """``Cache-Control: no-cache`` (RFC 9111 §5.2.1.4): answer from the upstream itself."""
     directives = request.headers.get("cache-control", "").lower()
     return any(d.strip() in ("no-cache", "no-store") for d in directives.split(","))

@@ -23,7 +23,13 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "describe_exception", "log_config"]
+__all__ = [
+    "JsonFormatter",
+    "WebSocketFrames",
+    "describe_exception",
+    "hide_websocket_frames",
+    "log_config",
+]
 
 #: The attribute of a ``LogRecord`` (set with ``extra={"fields": {...}}``) whose items
 #: become top-level keys of the JSON line.
@@ -87,6 +93,29 @@ def _timestamp(created: float) -> str:
     return f"{seconds}.{int(created % 1 * 1000):03d}Z"
 
 
+class WebSocketFrames(logging.Filter):
+    """Drops the ``websockets`` library's frame dumps (uvicorn logs them at DEBUG).
+
+    A live-update socket's ``connection_init`` frame carries the caller's Cliniko key (or
+    gateway token) and its ``next`` frames carry patients' names: at ``debug`` uvicorn's
+    WebSocket protocol would print both, whole.  The rest of its debug lines (connection
+    opened, closed) stay.
+    """
+
+    _FRAME_TEMPLATES = frozenset({"< %s", "> %s"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg in self._FRAME_TEMPLATES)
+
+
+def hide_websocket_frames() -> None:
+    """Put :class:`WebSocketFrames` on the loggers the WebSocket protocol writes to (once)."""
+    for name in ("uvicorn.error", "websockets"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WebSocketFrames) for f in logger.filters):
+            logger.addFilter(WebSocketFrames())
+
+
 def log_config(level: str) -> dict[str, Any]:
     """The ``logging.config.dictConfig`` uvicorn applies in every worker.
 
@@ -104,6 +133,7 @@ def log_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "filters": {"ws_frames": {"()": f"{__name__}.WebSocketFrames"}},
         "handlers": {
             "json": {
                 "class": "logging.StreamHandler",
@@ -113,7 +143,8 @@ def log_config(level: str) -> dict[str, Any]:
         },
         "loggers": {
             "uvicorn": {"handlers": json_handler, "level": upper, "propagate": False},
-            "uvicorn.error": {"level": upper},
+            # No WebSocket frame dumps at debug: they hold keys and patients' names.
+            "uvicorn.error": {"level": upper, "filters": ["ws_frames"]},
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
             "appointments_gateway": {"handlers": json_handler, "level": upper, "propagate": False},
             "strawberry": {"handlers": json_handler, "level": upper, "propagate": False},

@@ -64,6 +64,7 @@ from prometheus_client.registry import Collector
 
 from appointments_gateway.observability.requests import OperationRecord
 from appointments_gateway.replica import KINDS, Replica, Replicas, Syncer
+from appointments_gateway.resolvers.live import LiveUpdates
 from appointments_gateway.upstream import Governor
 from appointments_gateway.upstream.governor import GovernorStats
 
@@ -192,6 +193,10 @@ class GatewayMetrics:
                 replicas, list(replicas.replicas()), governor.stats if governor else None
             ),
         )
+
+    def watch_live(self, live: LiveUpdates) -> None:
+        """Export the live subscriptions: active, events delivered, subscribers dropped."""
+        self._export(_LIVE_FIGURES, lambda: live)
 
     def _export(self, figures: tuple[_Figure[S], ...], read: Callable[[], S]) -> None:
         if self.multiproc_dir is None:
@@ -438,6 +443,39 @@ _REPLICA_FIGURES: tuple[_Figure[_ReplicaState], ...] = (
         "Replicas dropped (idle, or beyond GATEWAY_SYNC_MAX_KEYS).",
         "counter",
         lambda state: _one(state.replicas.dropped),
+    ),
+)
+
+_LIVE_FIGURES: tuple[_Figure[LiveUpdates], ...] = (
+    _Figure(
+        "gateway_subscriptions_active",
+        "Live subscriptions (appointmentChanged) registered now, over every transport.",
+        "gauge",
+        lambda live: _one(live.active()),
+    ),
+    _Figure(
+        "gateway_subscription_keys",
+        "API keys with at least one live subscription (their replicas are pinned).",
+        "gauge",
+        lambda live: _one(live.keys()),
+    ),
+    _Figure(
+        "gateway_subscription_events_delivered",
+        "Appointment changes delivered to live subscribers (one per subscriber).",
+        "counter",
+        lambda live: _one(live.stats.delivered),
+    ),
+    _Figure(
+        "gateway_subscriptions_dropped_slow",
+        "Live subscribers ended with SLOW_CONSUMER: their queue was full.",
+        "counter",
+        lambda live: _one(live.stats.dropped_slow),
+    ),
+    _Figure(
+        "gateway_subscriptions_refused",
+        "Subscriptions refused: GATEWAY_SUBSCRIPTIONS_PER_KEY reached, or no replica slot.",
+        "counter",
+        lambda live: _one(live.stats.refused),
     ),
 )
 

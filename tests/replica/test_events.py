@@ -76,8 +76,9 @@ async def test_each_outside_edit_makes_one_event_of_its_kind(gw: Replicated) -> 
     assert {i: e.kind for i, e in events.items()} == expected
     assert len(seen) == len(expected), [(e.kind, e.row.id) for e in seen]
     assert events[rows[0]["id"]].row.notes == "Moved to the afternoon"
-    assert events[rows[0]["id"]].before is not None
-    assert events[rows[0]["id"]].before.notes != "Moved to the afternoon"
+    before = events[rows[0]["id"]].before
+    assert before is not None
+    assert before.notes != "Moved to the afternoon"
     assert events[rows[3]["id"]].row.deleted_at is not None
     assert events[str(created["id"])].before is None
 

@@ -74,7 +74,9 @@ class TrustedHosts:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # No route takes websockets; Starlette's own refusal is enough there.
+            # /graphql's live updates (gateway/over_ws.py): the same check, refused
+            # before the handshake is accepted (an HTTP 400 to the upgrade request), so a
+            # rebound name never opens a socket.  Its Origin is checked by the view.
             await self._check(scope, receive, send)
             return
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
