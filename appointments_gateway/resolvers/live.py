@@ -11,7 +11,9 @@ whose filter matches gets the event in its own queue.
 **Matching**: an event goes to a subscriber when the row matches its filter now *or*
 matched it before the change (the previous version, when known): a calendar must hear
 that an appointment left it (cancelled, moved to another day, deleted), not only about
-those that stay.  A deleted row is matched as if it were not deleted.
+those that stay.  A deleted row is matched as if it were not deleted; a row cancelled or
+archived whose previous version the replica never held (outside its window) is matched
+as it was but for that stamp.
 
 **Bounds**: each subscriber's queue holds at most ``queue`` events.  A subscriber whose
 queue is full when an event arrives (its client reads slower than changes come) is
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from appointments_gateway.replica import AppointmentEvent, ChangeKind, PinRefused, Replicas
 from appointments_gateway.resolvers.criteria import AppointmentCriteria
@@ -79,11 +81,17 @@ class Subscriber:
 
     def wants(self, event: AppointmentEvent) -> bool:
         """Whether the event concerns this subscriber's filter (see the module docstring)."""
-        deleted = event.kind is ChangeKind.DELETED
+        kind = event.kind
+        deleted = kind is ChangeKind.DELETED
         criteria = self.criteria
         if matches(criteria, event.row, deleted=deleted):
             return True
         before = event.before
+        if before is None and kind is ChangeKind.CANCELLED:
+            # Not held before (outside the replica's window): as it was but for this.
+            before = replace(event.row, cancelled_at=None)
+        elif before is None and kind is ChangeKind.ARCHIVED:
+            before = replace(event.row, archived_at=None)
         return before is not None and matches(criteria, before, deleted=deleted)
 
     async def next(self) -> AppointmentEvent:
