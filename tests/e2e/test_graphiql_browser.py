@@ -3,7 +3,8 @@
 Debian's chromium, driven by Playwright's bundled driver (no browser is downloaded).  The
 gateway runs as a real server on 127.0.0.1 (uvicorn in a thread, in-process sandbox
 behind it); every request the page makes to any other origin is aborted and recorded.
-The test runs the example operation with GraphiQL's run button and waits for its data.
+The test runs the example operation with GraphiQL's run button and waits for its data;
+another runs the subscription tab over a WebSocket and sees a change arrive.
 """
 
 from __future__ import annotations
@@ -46,8 +47,12 @@ def gateway_origin() -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    # WebSockets on: GraphiQL runs subscriptions over graphql-transport-ws.
     config = uvicorn.Config(
-        create_app(Settings()), log_config=None, lifespan="on", ws="none", access_log=False
+        create_app(Settings(sync_interval=0.2, sync_start_after=0)),
+        log_config=None,
+        lifespan="on",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -117,3 +122,58 @@ def test_graphiql_runs_the_example_with_no_network_beyond_the_gateway(gateway_or
     violations = [m for m in console if "CSP violation" in m or "Content Security Policy" in m]
     assert violations == [], violations
     assert not [m for m in console if m.startswith("error")], console
+
+
+def test_graphiql_runs_the_subscription_example_over_a_websocket(gateway_origin):
+    import httpx
+    from playwright.sync_api import ConsoleMessage, sync_playwright
+
+    console: list[str] = []
+    page_errors: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        console.append(f"{message.type}: {message.text}")
+
+    with sync_playwright() as playwright, httpx.Client(base_url=gateway_origin) as http:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", on_console)
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.add_init_script(
+                "document.addEventListener('securitypolicyviolation', e => console.error("
+                "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))"
+            )
+            page.goto(gateway_origin + "/graphql", wait_until="load")
+            tabs = page.locator(".graphiql-tab")
+            tabs.nth(1).wait_for(state="visible", timeout=20_000)
+            tabs.nth(1).click()
+            page.wait_for_function(
+                "() => document.querySelector('.graphiql-query-editor')"
+                "?.textContent.includes('subscription LiveCalendar')",
+                timeout=20_000,
+            )
+            page.locator(".graphiql-execute-button").click()
+            result = page.locator(".result-window")
+            first = http.post(
+                "/graphql", json={"query": "{ appointments(first: 1) { nodes { id } } }"}
+            ).json()["data"]["appointments"]["nodes"][0]["id"]
+            mutation = (
+                "mutation($id: ID!) { updateAppointment(input: {id: $id, notes: "
+                '"Seen in GraphiQL"}) { userErrors { code } } }'
+            )
+            deadline = time.monotonic() + 30
+            shown = ""
+            while '"UPDATED"' not in shown and time.monotonic() < deadline:
+                # Until the socket is up and subscribed, a change may go unseen: again.
+                http.post("/graphql", json={"query": mutation, "variables": {"id": first}})
+                page.wait_for_timeout(500)
+                shown = result.inner_text()
+        finally:
+            browser.close()
+
+    assert '"UPDATED"' in shown, shown
+    assert '"appointmentChanged"' in shown
+    assert page_errors == []
+    violations = [m for m in console if "CSP violation" in m or "Content Security Policy" in m]
+    assert violations == [], violations

@@ -77,6 +77,10 @@
       defaultTabs: tabs,
       query: query,
       onEditQuery: setQuery,
+      // The explorer (and the controlled query) follow the tab shown.
+      onTabChange: function (tabState) {
+        setQuery(tabState.tabs[tabState.activeTabIndex].query || "");
+      },
       plugins: [explorer],
       // An API key typed into the headers pane stays in this tab, not in localStorage.
       shouldPersistHeaders: false,
