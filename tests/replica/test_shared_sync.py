@@ -31,7 +31,9 @@ from appointments_gateway.replica import (
     APPOINTMENTS,
     CLOCK_SKEW_SECONDS,
     LINKS,
+    AppointmentEvent,
     Change,
+    ChangeKind,
     FeedConfig,
     Replica,
     Replicas,
@@ -688,3 +690,37 @@ async def test_what_a_followers_reads_ask_of_the_sync_the_holder_does(
             if f"patient_id:={patient}" in r.url.params.get_list("q[]")
         ]
         assert len(reads) == 1
+
+
+async def test_watchers_are_told_each_change_once_on_holder_and_follower(
+    sandbox: Starlette, shared_state: SharedState, web: httpx.AsyncClient
+) -> None:
+    """Live updates' hook: each process derives the appointment's event, once, as it applies."""
+    async with (
+        process("x", sandbox, shared_state) as x,
+        process("y", sandbox, shared_state) as y,
+    ):
+        await one_holder(x, y)
+        await settled(x)
+        await settled(y)
+        told: dict[str, list[AppointmentEvent]] = {"x": [], "y": []}
+
+        def watcher(name: str) -> Callable[[str, Sequence[AppointmentEvent]], None]:
+            def seen(key: str, events: Sequence[AppointmentEvent]) -> None:
+                told[name].extend(events)
+
+            return seen
+
+        for p in (x, y):
+            p.replicas.watch(watcher(p.name))
+        target = booked(sandbox, x.replica, skip=3)
+        await edit_notes(web, target["id"], "told everywhere")
+        for p in (x, y):
+            await visible(p, target["id"], "told everywhere", within=SYNC_INTERVAL + SLACK)
+        # A few more polls (and feed entries) re-read the same row: no second event.
+        await asyncio.sleep(3 * SYNC_INTERVAL)
+        for name in ("x", "y"):
+            mine = [e for e in told[name] if e.row.id == target["id"]]
+            assert [(e.kind, e.row.notes) for e in mine] == [
+                (ChangeKind.UPDATED, "told everywhere")
+            ], name
