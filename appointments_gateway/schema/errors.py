@@ -16,6 +16,7 @@ import logging
 import re
 
 from graphql import GraphQLError
+from strawberry.exceptions import StrawberryException
 from strawberry.extensions import MaskErrors
 
 from appointments_gateway.observability import current_request_id
@@ -52,8 +53,20 @@ def _is_expected(error: GraphQLError) -> bool:
 
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """A bug: raised while resolving a field, and not one of the gateway's own errors."""
-    return error.original_error is not None and error.path is not None and not _is_expected(error)
+    """A bug: raised while resolving, and not one of the gateway's own errors.
+
+    Raised while resolving means a field's path, or, for a subscription, an exception
+    its event stream raised: Strawberry wraps that one with neither a path nor a node.
+    Errors with an original error but no path that *do* name a node are the client's
+    (a variable a scalar refused), and Strawberry's refusals before execution wrap its
+    own exceptions; neither is masked.
+    """
+    original = error.original_error
+    if original is None or _is_expected(error):
+        return False
+    if error.path is not None:
+        return True
+    return not error.nodes and not isinstance(original, GraphQLError | StrawberryException)
 
 
 def log_unexpected(error: GraphQLError) -> None:

@@ -285,12 +285,6 @@ async def test_an_error_during_the_stream_is_a_next_event_then_complete():
     assert "event: error" not in response.text
 
 
-@pytest.mark.xfail(
-    reason="schema/errors.py is_unexpected() masks only errors with a path; an exception "
-    "raised by a subscription's source generator has none (Strawberry's _stream coerces "
-    "it without one), so its message reaches the client over any transport",
-    strict=True,
-)
 async def test_a_bug_during_the_stream_is_masked_with_the_request_id():
     async with client_for(app_for()) as client:
         bug = await client.post(
