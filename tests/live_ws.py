@@ -62,6 +62,8 @@ class TransportWS:
     answer_pings: bool = True
     #: Messages of other kinds than the test waits for, in order (pings included).
     seen: list[dict[str, Any]] = field(default_factory=list)
+    #: Messages of operations other than the one a ``next`` waited for, not yet taken.
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -126,17 +128,25 @@ class TransportWS:
         await self.send({"id": id, "type": "subscribe", "payload": payload})
 
     async def next(self, id: str, within: float = WAIT) -> dict[str, Any]:
-        """The next ``next`` payload of operation ``id`` (others are kept in ``seen``)."""
+        """The next ``next`` payload of operation ``id`` (other operations' are kept)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
-            message = await self.receive(max(0.0, deadline - loop.time()))
+            mine = [m for m in self.pending if m.get("id") == id]
+            if mine:
+                message = mine[0]
+                self.pending.remove(message)
+            else:
+                message = await self.receive(max(0.0, deadline - loop.time()))
             if message.get("id") == id and message["type"] == "next":
                 payload: dict[str, Any] = message["payload"]
                 return payload
             if message.get("id") == id and message["type"] in ("error", "complete"):
                 raise AssertionError(f"operation {id} ended: {message}")
-            self.seen.append(message)
+            if message.get("id") is not None:
+                self.pending.append(message)
+            else:
+                self.seen.append(message)
 
     async def complete(self, id: str) -> None:
         await self.send({"id": id, "type": "complete"})
