@@ -48,6 +48,8 @@ from appointments_gateway.settings import (
 __all__ = ["EmbeddedSandbox", "MetricsDir", "build_parser", "main"]
 
 _GATEWAY_APP = "appointments_gateway.gateway.app:create_app_from_environ"
+#: uvicorn's own default backlog.
+_BACKLOG = 2048
 
 
 def _add_settings(parser: argparse.ArgumentParser, table: tuple[Setting, ...]) -> None:
@@ -229,6 +231,9 @@ def _serve(args: argparse.Namespace) -> int:
         metrics = MetricsDir.prepare(settings.workers)
 
         sock = uvicorn.Config(_GATEWAY_APP, host=settings.host, port=settings.port).bind_socket()
+        # Listening before the URL is printed: a client that connects at once waits in the
+        # backlog until the server accepts, instead of being refused.
+        sock.listen(_BACKLOG)
         port = sock.getsockname()[1]
         base = f"http://{_url_host(settings.host)}:{port}"
         print(f"appointments-gateway {__version__}", flush=True)
@@ -300,6 +305,7 @@ def _sandbox_server(settings: SandboxSettings) -> tuple[uvicorn.Server, socket.s
         app, host=settings.host, port=settings.port, log_level="warning", access_log=False
     )
     sock = config.bind_socket()
+    sock.listen(_BACKLOG)  # before the URL is printed (see _serve)
     port = sock.getsockname()[1]
     return uvicorn.Server(config), sock, f"http://{_url_host(settings.host)}:{port}/v1"
 
