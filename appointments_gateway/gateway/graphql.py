@@ -118,17 +118,28 @@ class GatewayGraphQL(GraphQLOverHTTP):
             return self._service_credential
         return credential_from_request(request, base_url=self._forward_base_url)
 
+    def admit(self, request: Request) -> Response | None:
+        """The 401 for a caller without what this mode needs, or ``None`` to go on.
+
+        Service mode with tokens: a gateway token; forward mode: the caller's own key.
+        HTTP and SSE alike check it before anything is parsed or sent upstream.
+        """
+        try:
+            if self._tokens is not None:
+                self._tokens.check(request)
+            else:
+                self._credential(request)
+        except MissingCredential as exc:
+            return _unauthenticated(str(exc), bearer=self._tokens is not None)
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (
             self._service_credential is None or self._tokens is not None
         ):
             request = Request(scope)
-            try:
-                if self._tokens is not None:
-                    self._tokens.check(request)
-                else:
-                    credential_from_request(request, base_url=self._forward_base_url)
-            except MissingCredential as exc:
+            refusal = self.admit(request)
+            if refusal is not None:
                 # The GraphiQL page itself needs no key (the developer adds one in its
                 # headers pane); every operation does, and is refused here, before
                 # anything is parsed or sent upstream.
@@ -136,7 +147,7 @@ class GatewayGraphQL(GraphQLOverHTTP):
                     await self.render_graphql_ide(request)
                     if self.graphql_ide
                     and is_page_request(request.method, request.query_params, request.headers)
-                    else _unauthenticated(str(exc), bearer=self._tokens is not None)
+                    else refusal
                 )
                 await response(scope, receive, send)
                 return

@@ -40,7 +40,7 @@ What Strawberry 0.341 does by itself, and what this adds:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any, overload
 
@@ -86,6 +86,22 @@ _NOT_JSON = "{} is not valid JSON: send UTF-8 JSON as RFC 8259 defines it (no Na
 _REQUEST_ERROR = "appointments_gateway.request_error"
 
 
+def accept_quality(accept: str, media_types: Collection[str]) -> float:
+    """The highest quality an ``Accept`` header gives any of ``media_types`` (0: none).
+
+    Media types compare case-insensitively; a malformed ``q`` counts as 0.
+    """
+    best = 0.0
+    for media_range in accept.lower().split(","):
+        media_type, params = parse_content_type(media_range)
+        if media_type in media_types:
+            try:
+                best = max(best, float(params.get("q", "1")))
+            except ValueError:
+                pass
+    return best
+
+
 def prefers_graphql_response_json(accept: str) -> bool:
     """Whether an ``Accept`` header asks for ``application/graphql-response+json``.
 
@@ -93,19 +109,8 @@ def prefers_graphql_response_json(accept: str) -> bool:
     recommends during its transition), and only when its quality is at least that of
     ``application/json``; on a tie the newer type wins, as the spec prefers.
     """
-    modern = 0.0
-    legacy = 0.0
-    for media_range in accept.split(","):
-        media_type, params = parse_content_type(media_range)
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 0.0
-        if media_type == GRAPHQL_RESPONSE_JSON:
-            modern = max(modern, quality)
-        elif media_type in (_JSON, "application/*", "*/*"):
-            legacy = max(legacy, quality)
-    return modern > 0 and modern >= legacy
+    modern = accept_quality(accept, (GRAPHQL_RESPONSE_JSON,))
+    return modern > 0 and modern >= accept_quality(accept, (_JSON, "application/*", "*/*"))
 
 
 def asks_for_html(accept: str) -> bool:
@@ -113,14 +118,7 @@ def asks_for_html(accept: str) -> bool:
 
     ``*/*`` alone does not count: every client library sends it, browsers name the type.
     """
-    for media_range in accept.lower().split(","):
-        media_type, params = parse_content_type(media_range)
-        if media_type == "text/html":
-            try:
-                return float(params.get("q", "1")) > 0
-            except ValueError:
-                return False
-    return False
+    return accept_quality(accept, ("text/html",)) > 0
 
 
 #: Query parameters of a GET that names an operation: no page for it, whatever it accepts.

@@ -68,13 +68,12 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from appointments_gateway.gateway.auth import MissingCredential
-from appointments_gateway.gateway.graphql import GatewayGraphQL, _unauthenticated
+from appointments_gateway.gateway.graphql import GatewayGraphQL
 from appointments_gateway.gateway.middleware.errors import error_body
+from appointments_gateway.gateway.over_http import accept_quality
 from appointments_gateway.gateway.persisted import PersistedQueryRefusal, Resolved
 from appointments_gateway.observability.requests import current_request_id
 from appointments_gateway.replica import Replicas
@@ -108,19 +107,8 @@ def wants_event_stream(accept: str) -> bool:
 
     Only an explicit mention counts (``*/*`` is every client's default, and keeps JSON).
     """
-    stream = 0.0
-    json = 0.0
-    for media_range in accept.split(","):
-        media_type, params = parse_content_type(media_range)
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 0.0
-        if media_type == EVENT_STREAM:
-            stream = max(stream, quality)
-        elif media_type in _JSON_TYPES:
-            json = max(json, quality)
-    return stream > 0 and stream >= json
+    stream = accept_quality(accept, (EVENT_STREAM,))
+    return stream > 0 and stream >= accept_quality(accept, _JSON_TYPES)
 
 
 class EventStreamDispatch:
@@ -157,23 +145,11 @@ class GraphQLOverSSE:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        prepared = self._refuse_caller(request) or await self._prepare(request)
+        prepared = self.view.admit(request) or await self._prepare(request)
         if isinstance(prepared, Response):
             await prepared(scope, receive, send)
         else:
             await self._stream(request, prepared, receive, send)
-
-    def _refuse_caller(self, request: Request) -> Response | None:
-        """``GatewayGraphQL``'s rule: a token in service mode, a key in forward mode."""
-        view = self.view
-        try:
-            if view._tokens is not None:
-                view._tokens.check(request)
-            else:
-                view._credential(request)
-        except MissingCredential as exc:
-            return _unauthenticated(str(exc), bearer=view._tokens is not None)
-        return None
 
     async def _prepare(self, request: Request) -> _Operation | Response:
         view = self.view
