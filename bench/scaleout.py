@@ -128,19 +128,9 @@ class Rig:
     def refs(self) -> dict[str, str]:
         """Ids a booking needs; every sandbox process seeds the same rows, so read them here."""
         from appointments_gateway.sandbox import create_sandbox_app
+        from tests.schema.conftest import booking_refs
 
-        local = create_sandbox_app()
-        row = local.state.sandbox.store.conn.execute(
-            "SELECT a.* FROM appointments a JOIN practitioners p ON p.id = a.practitioner_id "
-            "WHERE a.account = 'a' AND p.active AND a.cancelled_at IS NULL "
-            "AND a.archived_at IS NULL AND a.deleted_at IS NULL ORDER BY a.id"
-        ).fetchone()
-        return {
-            "patientId": str(row["patient_id"]),
-            "practitionerId": str(row["practitioner_id"]),
-            "appointmentTypeId": str(row["appointment_type_id"]),
-            "businessId": str(row["business_id"]),
-        }
+        return booking_refs(create_sandbox_app())
 
     def close(self) -> None:
         self.redis.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .changes import Change
 from .events import AppointmentEvent, ChangeKind
-from .registry import START_WINDOW_SECONDS, Listener, PinRefused, Replicas, Watcher
+from .registry import START_WINDOW_SECONDS, PinRefused, Replicas, Watcher
 from .shared import FeedConfig, FeedStats, Role, SharedSync
 from .store import APPOINTMENTS, KINDS, LINKED_KINDS, LINKS, REFERENCE_KINDS, Replica
 from .sync import (
@@ -50,7 +50,6 @@ __all__ = [
     "ChangeKind",
     "FeedConfig",
     "FeedStats",
-    "Listener",
     "PinRefused",
     "ReadStats",
     "Replica",

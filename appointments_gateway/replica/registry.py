@@ -19,11 +19,10 @@ one process per credential holds a lease and syncs, the others apply its change 
 (``shared.py`` says how, and why nothing is lost when the lease changes hands).  Without
 one (the default) every replica syncs itself, as a single process does.
 
-**Listeners** (:meth:`Replicas.listen`) are told every batch of changes applied to a
-replica in this process, whoever made it (this process's sync or, through the feed,
-another's).  **Watchers** (:meth:`Replicas.watch`) are told the appointments' events
-(``events.py``) those changes, and this process's writes and reads, made: what live
-updates (subscriptions, ``resolvers/live.py``) deliver.  Holder, follower, alone or
+**Watchers** (:meth:`Replicas.watch`) are told the appointments' events (``events.py``)
+that the changes applied to a replica in this process (by its own sync or, through the
+feed, another's), and this process's writes and reads, made: what live updates
+(subscriptions, ``resolvers/live.py``) deliver.  Holder, follower, alone or
 single process, each process's replica derives them as it applies rows, so each change
 is told once per process, wherever it was first seen.
 
@@ -46,14 +45,13 @@ from dataclasses import dataclass
 from appointments_gateway.state import SharedState
 from appointments_gateway.upstream import Credential, UpstreamClient
 
-from .changes import Change
 from .events import AppointmentEvent
 from .shared import FeedConfig, FeedStats, Role, SharedSync
 from .store import APPOINTMENTS, Replica
 from .sync import POLL_TOKENS, URGENT_QUEUE_SECONDS, SyncConfig, Syncer, SyncStats
 from .view import ReadStats, ReplicaView
 
-__all__ = ["START_WINDOW_SECONDS", "Listener", "PinRefused", "Replicas", "Watcher"]
+__all__ = ["START_WINDOW_SECONDS", "PinRefused", "Replicas", "Watcher"]
 
 logger = logging.getLogger("appointments_gateway.replica")
 
@@ -64,7 +62,6 @@ _MAX_COUNTED = 10_000
 _REAP_EVERY = 30.0
 
 #: Told ``(fingerprint, changes)`` for each batch of changes applied to a replica.
-Listener = Callable[[str, Sequence[Change]], None]
 #: Told ``(fingerprint, events)`` for the appointments that changed in a replica.
 Watcher = Callable[[str, Sequence[AppointmentEvent]], None]
 
@@ -129,7 +126,6 @@ class Replicas:
         self.instance = instance
         self.feed_config = feed or FeedConfig()
         self.feed_stats = FeedStats()
-        self._listeners: list[Listener] = []
         self._watchers: list[Watcher] = []
         #: Fingerprint → how many live subscriptions hold its replica.
         self._pins: dict[str, int] = {}
@@ -197,7 +193,6 @@ class Replicas:
         syncer.on_events = functools.partial(self._events, key)
         shared: SharedSync | None = None
         if self.shared is None:
-            syncer.journal = functools.partial(self._told_one, key)
             task = asyncio.create_task(syncer.run(), name="replica-sync")
         else:
             shared = SharedSync(
@@ -207,7 +202,6 @@ class Replicas:
                 self.shared,
                 self.feed_config,
                 self.feed_stats,
-                notify=functools.partial(self._told, key),
                 instance=self.instance,
             )
             task = asyncio.create_task(shared.run(), name="replica-shared")
@@ -223,24 +217,6 @@ class Replicas:
             self._reaper = asyncio.create_task(self._reap(), name="replica-reaper")
 
     # --- changes ------------------------------------------------------------------
-
-    def listen(self, listener: Listener) -> Callable[[], None]:
-        """Tell ``listener`` every batch of changes applied here; returns its removal."""
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return remove
-
-    def _told(self, key: str, changes: Sequence[Change]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(key, changes)
-            except Exception as failed:  # a listener's bug must not stop the sync
-                # The type only: a message might quote a row.
-                logger.error("replica change listener failed (%s)", type(failed).__name__)
 
     def watch(self, watcher: Watcher) -> Callable[[], None]:
         """Tell ``watcher`` the appointments' events of every replica; returns its removal."""
@@ -294,10 +270,6 @@ class Replicas:
     def pinned(self) -> int:
         """Credentials whose replicas live subscriptions hold."""
         return len(self._pins)
-
-    def _told_one(self, key: str, change: Change) -> None:
-        if self._listeners:
-            self._told(key, (change,))
 
     def role(self, credential: Credential) -> Role | None:
         """What this process does for the credential (``None``: no replica, or no sharing)."""

@@ -87,7 +87,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -221,7 +221,6 @@ class SharedSync:
         shared: the state every process shares.
         config: lease, feed and snapshot timings.
         stats: process-wide counters.
-        notify: called with each batch of changes applied here (holder, follower, alone).
         instance: a label for log lines.
     """
 
@@ -234,7 +233,6 @@ class SharedSync:
         config: FeedConfig,
         stats: FeedStats,
         *,
-        notify: Callable[[Sequence[Change]], None] | None = None,
         instance: str | None = None,
     ) -> None:
         self.keys = feed_keys(fingerprint)
@@ -243,7 +241,6 @@ class SharedSync:
         self._shared = shared
         self.config = config
         self.stats = stats
-        self._notify = notify
         self._log = {"instance": instance} if instance else {}
         self.role = Role.STARTING
         self._sync: asyncio.Task[None] | None = None
@@ -364,7 +361,6 @@ class SharedSync:
     def _journal_change(self, change: Change) -> None:
         self._journal.append(change)
         self._journaled.set()
-        self._notified((change,))
 
     async def _publish(self, token: str) -> None:
         """Append the journal as it fills; write a snapshot when one is asked for."""
@@ -507,8 +503,6 @@ class SharedSync:
                 self._retired.append(position.epoch)
             self._position = _Position(epoch, seq, entry_id)
             self.stats.entries_applied += 1
-            if changes:
-                self._notified(changes)
             bye = bye or any(isinstance(c, Bye) for c in changes)
         return bye
 
@@ -594,7 +588,7 @@ class SharedSync:
         logger.warning("shared state unreachable: the replica syncs alone", extra=self._log)
         self.role = Role.ALONE
         self._replay_asks()
-        self.syncer.journal = self._notified_one
+        self.syncer.journal = None
         self._journal = []
         stale, self._token = self._token, None
         # Our own sync changes the replica from here on: it continues no feed entry.
@@ -616,7 +610,6 @@ class SharedSync:
                 wait = again.retry_after_seconds
                 continue
             logger.info("shared state reachable again: rejoining", extra=self._log)
-            self.syncer.journal = None
             return False
 
     # --- helpers ------------------------------------------------------------------
@@ -634,13 +627,6 @@ class SharedSync:
         await asyncio.wait({task})
         if not task.cancelled() and task.exception() is not None:
             logger.warning("replica sync failed", extra=self._log)
-
-    def _notified(self, changes: Sequence[Change]) -> None:
-        if self._notify is not None:
-            self._notify(changes)
-
-    def _notified_one(self, change: Change) -> None:
-        self._notified((change,))
 
     async def _leave(self) -> None:
         """Stop syncing; as holder, publish the last changes, say ``Bye``, free the lease."""

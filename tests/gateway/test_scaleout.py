@@ -29,7 +29,7 @@ from appointments_gateway.state_fallback import FallbackState
 from appointments_gateway.upstream import Governor
 from tests.conftest import Serve
 from tests.redis_server import RedisServer
-from tests.schema.conftest import ANCHOR, SANDBOX_URL
+from tests.schema.conftest import ANCHOR, SANDBOX_URL, booking_refs
 
 _PREFIXES = itertools.count()
 CREATE = (
@@ -53,20 +53,6 @@ class Arrivals:
             self.times.append(time.monotonic())
             self.routes.append(f"{scope['method']} {scope['path']}")
         await self.app(scope, receive, send)
-
-
-def _refs(sandbox: Starlette) -> dict[str, str]:
-    row = sandbox.state.sandbox.store.conn.execute(
-        "SELECT a.* FROM appointments a JOIN practitioners p ON p.id = a.practitioner_id "
-        "WHERE a.account = 'a' AND p.active AND a.cancelled_at IS NULL "
-        "AND a.archived_at IS NULL AND a.deleted_at IS NULL ORDER BY a.id"
-    ).fetchone()
-    return {
-        "patientId": str(row["patient_id"]),
-        "practitionerId": str(row["practitioner_id"]),
-        "appointmentTypeId": str(row["appointment_type_id"]),
-        "businessId": str(row["business_id"]),
-    }
 
 
 def _slot(n: int) -> str:
@@ -147,7 +133,7 @@ async def test_fifty_split_pairs_of_one_key_make_exactly_fifty_posts(
     # The budget off: 150 requests at once are this test's load, not its subject.
     async with open_instances(redis_server.url, upstream_rate_limit=0) as instances:
         one, two = instances.clients
-        refs = _refs(instances.sandbox)
+        refs = booking_refs(instances.sandbox)
 
         async def pair(n: int) -> tuple[Any, Any]:
             key = f"booking-{n}-{time.time_ns()}"
@@ -227,7 +213,7 @@ async def test_redis_away_refuses_keyed_creates_and_serves_the_rest(
     try:
         async with open_instances(server.url, count=1) as instances:
             (client,) = instances.clients
-            refs = _refs(instances.sandbox)
+            refs = booking_refs(instances.sandbox)
             assert (await _create(client, refs, 1, "k-before"))["userErrors"] == []
             ready = (await client.get("/readyz")).json()
             assert ready["sharedState"] == "ok"

@@ -32,7 +32,6 @@ from appointments_gateway.replica import (
     CLOCK_SKEW_SECONDS,
     LINKS,
     AppointmentEvent,
-    Change,
     ChangeKind,
     FeedConfig,
     Replica,
@@ -42,7 +41,6 @@ from appointments_gateway.replica import (
     SyncConfig,
     Syncer,
 )
-from appointments_gateway.replica.changes import Polled
 from appointments_gateway.sandbox import DEMO_KEY_A
 from appointments_gateway.state import InMemoryState, SharedState, SharedStateUnavailable
 from appointments_gateway.upstream import Credential, Governor, UpstreamClient
@@ -625,41 +623,6 @@ async def test_a_holder_that_loses_its_lease_stops_polling_at_once(
         before = len(spans)
         await asyncio.sleep(0.5)
         assert len([r for r in x.transport.requests if is_span_read(r)]) - before < 5
-
-
-async def test_listeners_hear_every_change_on_holder_and_follower(
-    sandbox: Starlette, shared_state: SharedState, web: httpx.AsyncClient
-) -> None:
-    """The hook live updates will use: each process is told the changes applied to it."""
-    async with (
-        process("x", sandbox, shared_state) as x,
-        process("y", sandbox, shared_state) as y,
-    ):
-        await one_holder(x, y)
-        heard: dict[str, list[Change]] = {"x": [], "y": []}
-
-        def listener(name: str) -> Callable[[str, Sequence[Change]], None]:
-            def told(key: str, changes: Sequence[Change]) -> None:
-                assert key == A.fingerprint
-                heard[name].extend(changes)
-
-            return told
-
-        for p in (x, y):
-            p.replicas.listen(listener(p.name))
-        target = booked(sandbox, x.replica, skip=2)
-        await edit_notes(web, target["id"], "heard everywhere")
-        for p in (x, y):
-            await visible(p, target["id"], "heard everywhere", within=SYNC_INTERVAL + SLACK)
-        for name in ("x", "y"):
-            rows = [
-                row
-                for change in heard[name]
-                if isinstance(change, Polled)
-                for row in change.rows
-                if getattr(row, "id", None) == target["id"]
-            ]
-            assert [r.notes for r in rows][-1:] == ["heard everywhere"], name
 
 
 async def test_what_a_followers_reads_ask_of_the_sync_the_holder_does(

@@ -60,6 +60,21 @@ def make_sandbox(**knobs: Any) -> Starlette:
     return create_sandbox_app(SandboxConfig(anchor=ANCHOR, rate_limit_per_minute=0, **knobs))
 
 
+def booking_refs(sandbox: Starlette) -> dict[str, str]:
+    """Ids a booking needs, from a live seeded appointment of an active practitioner in A."""
+    row = sandbox.state.sandbox.store.conn.execute(
+        "SELECT a.* FROM appointments a JOIN practitioners p ON p.id = a.practitioner_id "
+        "WHERE a.account = 'a' AND p.active AND a.cancelled_at IS NULL "
+        "AND a.archived_at IS NULL AND a.deleted_at IS NULL ORDER BY a.id"
+    ).fetchone()
+    return {
+        "patientId": str(row["patient_id"]),
+        "practitionerId": str(row["practitioner_id"]),
+        "appointmentTypeId": str(row["appointment_type_id"]),
+        "businessId": str(row["business_id"]),
+    }
+
+
 @pytest.fixture
 def sandbox() -> Starlette:
     return make_sandbox()

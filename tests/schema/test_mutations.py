@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from appointments_gateway.resolvers.ids import to_global_id
 from tests.conftest import Serve
-from tests.schema.conftest import ANCHOR, Gateway, open_gateway
+from tests.schema.conftest import ANCHOR, Gateway, booking_refs, open_gateway
 
 #: A year out: past every seeded appointment, so nothing the tests book clashes by accident.
 FREE_SLOT = ANCHOR + timedelta(weeks=52, hours=1)
@@ -66,18 +66,7 @@ async def gw(serve: Serve, sandbox: Starlette, wire: Wire) -> AsyncIterator[Gate
 
 @pytest.fixture
 def refs(sandbox: Starlette) -> dict[str, str]:
-    """Ids a booking needs, from a live seeded appointment of an active practitioner in A."""
-    row = sandbox.state.sandbox.store.conn.execute(
-        "SELECT a.* FROM appointments a JOIN practitioners p ON p.id = a.practitioner_id "
-        "WHERE a.account = 'a' AND p.active AND a.cancelled_at IS NULL "
-        "AND a.archived_at IS NULL AND a.deleted_at IS NULL ORDER BY a.id"
-    ).fetchone()
-    return {
-        "patientId": str(row["patient_id"]),
-        "practitionerId": str(row["practitioner_id"]),
-        "appointmentTypeId": str(row["appointment_type_id"]),
-        "businessId": str(row["business_id"]),
-    }
+    return booking_refs(sandbox)
 
 
 def stored(gw: Gateway, appointment_id: str) -> dict[str, Any]:
