@@ -16,6 +16,7 @@ from appointments_gateway.redis_state import RedisState
 from appointments_gateway.state import SharedStateUnavailable
 from appointments_gateway.state_fallback import FallbackState
 from tests.redis_server import RedisServer
+from tests.upstream.test_governor import most_in_any_window
 
 T0 = 1_700_000_000.0
 HORIZON = 10.0
@@ -30,16 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def _most_in_a_window(grants: list[float]) -> int:
-    grants = sorted(grants)
-    most, start = 0, 0
-    for end, at in enumerate(grants):
-        while grants[start] < at - HORIZON:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 @pytest.fixture
@@ -80,7 +71,7 @@ async def test_the_budget_holds_across_an_outage_and_a_restart_that_lost_the_dat
             if wait == 0.0:
                 grants.append(clock.now)
                 phases[phase] += 1
-    assert _most_in_a_window(grants) <= BUDGET
+    assert most_in_any_window(grants, HORIZON) <= BUDGET
     # The pair kept working in each phase, and the fallback did not starve it:
     # 20 s of outage at the shared rate is ~32 grants (the first window pays for the burst).
     assert phases["before"] >= CAPACITY

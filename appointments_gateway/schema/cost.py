@@ -212,24 +212,19 @@ class _Walk:
         return 0
 
     def mutation(self, field: FieldNode) -> int:
-        below = self.fields(field.selection_set)
-        appointment = [
-            node
-            for f in below
-            if f.name.value == "appointment"
-            for node in self.fields(f.selection_set)
-        ]
-        return _MUTATION_COST + self.appointments(appointment, 1)
+        return _MUTATION_COST + self.appointments(self._payload_appointment(field), 1)
 
     def subscription(self, field: FieldNode) -> int:
-        below = self.fields(field.selection_set)
-        appointment = [
+        return self.local_day(field) + self.appointments(self._payload_appointment(field), 1)
+
+    def _payload_appointment(self, field: FieldNode) -> list[FieldNode]:
+        """What a payload's ``appointment`` selects (a mutation's, a change's)."""
+        return [
             node
-            for f in below
+            for f in self.fields(field.selection_set)
             if f.name.value == "appointment"
             for node in self.fields(f.selection_set)
         ]
-        return self.local_day(field) + self.appointments(appointment, 1)
 
 
 def estimate_upstream_requests(
